@@ -1,0 +1,1 @@
+"""The audience: mailing lists and their subscribers."""

@@ -1,0 +1,46 @@
+"""The `newsletter` command: thin handlers that parse input, call the core and format the answer.
+
+Each module here adds its commands to the root app with `register(app)`; one module per stage.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import typer
+from typer.core import TyperGroup
+
+from newsletter.errors import NewsletterError
+
+
+class _Group(TyperGroup):
+    """Turns a NewsletterError anywhere below into a one-line message on stderr and exit code 2."""
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except NewsletterError as exc:
+            from newsletter.cli.common import err_console
+
+            err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(2) from None
+
+
+app = typer.Typer(
+    cls=_Group,
+    name="newsletter",
+    help="Multilingual newsletters for an information hub: feeds, templates, schedules, sending, tracking.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+# Stage by stage, in pipeline order.
+MODULES = ("site", "audience", "feeds", "render", "schedule", "send", "web", "report")
+for _name in MODULES:
+    importlib.import_module(f"newsletter.cli.{_name}").register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,44 @@
+"""Options and output helpers shared by the command modules."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+
+from newsletter.site import Site
+
+SiteOpt = Annotated[
+    Path,
+    typer.Option(
+        "--site",
+        envvar="NEWSLETTER_SITE",
+        help="Site folder (templates/, lists/, schedules.yaml).",
+        show_default=True,
+    ),
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+# Wide enough for tables when the output is a pipe or a file (rich would assume 80 columns).
+console = Console(width=None if sys.stdout.isatty() else 200)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
+
+
+def load_site(path: Path, *, sync: bool = True) -> Site:
+    """The site at `path`, its store migrated and (by default) its lists synced, as on every start."""
+    site = Site.load(path)
+    if sync:
+        from newsletter.audience.lists import sync_lists
+
+        report = sync_lists(site)
+        for error in report.errors:
+            err_console.print(f"[yellow]warning:[/] {error}", highlight=False, soft_wrap=True)
+    return site
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")

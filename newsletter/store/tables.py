@@ -1,0 +1,332 @@
+"""Every table of the store, in one place (SQLAlchemy Core).
+
+Sections follow the pipeline: audience, feeds, schedule, send, track, report. Times are timezone-aware
+UTC datetimes. After a change here, run `python -m newsletter.store.migrations.regen` to rewrite the
+initial migration (nothing has been released yet, so there is one migration), and the migration test
+checks that migrations and these tables agree.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.engine import Dialect
+from sqlalchemy.types import TypeDecorator
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+metadata = MetaData(naming_convention=NAMING)
+
+# BigInteger ids on PostgreSQL, INTEGER PRIMARY KEY (rowid alias) on SQLite.
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware UTC datetime on every backend (SQLite stores text and forgets the zone)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: pass an aware UTC datetime")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc() -> UTCDateTime:
+    return UTCDateTime()
+
+
+# ---------------------------------------------------------------- audience: lists and subscribers
+
+lists = Table(
+    "lists",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("slug", String(64), nullable=False, unique=True),
+    Column("name", JSON, nullable=False),  # {lang: display name}
+    Column("description", JSON, nullable=False),  # {lang: text}
+    Column("languages", JSON, nullable=False),  # [lang, ...]
+    Column("default_language", String(16), nullable=False),
+    Column("double_opt_in", Boolean, nullable=False, default=True),
+    Column("sender_name", String(200), nullable=False),
+    Column("sender_email", String(320), nullable=False),
+    Column("postal_address", Text, nullable=False),
+    Column("public", Boolean, nullable=False, default=False),
+    Column("source_file", String(500), nullable=False, default=""),
+    Column("active", Boolean, nullable=False, default=True),  # false when its YAML file is gone
+    Column("synced_at", utc(), nullable=False),
+)
+
+subscribers = Table(
+    "subscribers",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),  # normalised: see audience.normalize_email
+    Column("name", String(200), nullable=False, default=""),
+    Column("language", String(16), nullable=False),
+    Column("timezone", String(64), nullable=False, default="UTC"),
+    Column("country", String(2), nullable=False, default=""),
+    Column("attributes", JSON, nullable=False, default=dict),
+    Column("created_at", utc(), nullable=False),
+    Column("updated_at", utc(), nullable=False),
+)
+Index("ix_subscribers_language", subscribers.c.language)
+
+SUBSCRIPTION_STATUSES = ("unconfirmed", "confirmed", "unsubscribed", "bounced", "complained")
+# Statuses a re-import or re-subscribe must never turn back into "confirmed".
+SUPPRESSED_STATUSES = ("unsubscribed", "bounced", "complained")
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="CASCADE"), primary_key=True),
+    Column("list_id", Id, ForeignKey("lists.id", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("soft_bounces", Integer, nullable=False, default=0),
+    Column("created_at", utc(), nullable=False),
+    Column("updated_at", utc(), nullable=False),
+)
+Index("ix_subscriptions_list_status", subscriptions.c.list_id, subscriptions.c.status)
+
+consents = Table(
+    "consents",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("list_id", Id, ForeignKey("lists.id", ondelete="CASCADE"), nullable=True),
+    Column("action", String(32), nullable=False),  # subscribe, confirm, unsubscribe, import, bounce...
+    Column("source", String(64), nullable=False),  # import, form, admin, webhook, cli, one-click
+    Column("detail", String(500), nullable=False, default=""),  # form name, import file, reason
+    Column("ip", String(64), nullable=False, default=""),
+    Column("at", utc(), nullable=False),
+)
+Index("ix_consents_subscriber", consents.c.subscriber_id)
+
+# Addresses never to be mailed again, kept as a SHA-256 of the normalised address, so a forgotten
+# person leaves no readable trace but is still suppressed.
+suppressions = Table(
+    "suppressions",
+    metadata,
+    Column("email_hash", String(64), primary_key=True),
+    Column("reason", String(32), nullable=False),  # forgotten, bounced, complained, unsubscribed
+    Column("created_at", utc(), nullable=False),
+)
+
+# ---------------------------------------------------------------- feeds: hub updates
+
+feeds = Table(
+    "feeds",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("name", String(100), nullable=False, unique=True),
+    Column("url", Text, nullable=False),
+    Column("language", String(16), nullable=True),  # null: from the feed
+    Column("categories", JSON, nullable=False, default=list),  # filter; empty: everything
+    Column("etag", Text, nullable=True),
+    Column("last_modified", Text, nullable=True),
+    Column("permanent_url", Text, nullable=True),  # where a 301/308 sent us
+    Column("disabled_reason", Text, nullable=True),
+    Column("warning", Text, nullable=True),
+    Column("last_status", Integer, nullable=True),
+    Column("last_success_at", utc(), nullable=True),
+    Column("last_error", Text, nullable=True),
+    Column("last_error_at", utc(), nullable=True),
+    Column("seeded", Boolean, nullable=False, default=False),
+    Column("created_at", utc(), nullable=False),
+)
+
+items = Table(
+    "items",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("feed_id", Id, ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
+    Column("guid_key", String(200), nullable=False),
+    Column("title", Text, nullable=False, default=""),
+    Column("link", Text, nullable=False, default=""),
+    Column("summary_html", Text, nullable=False, default=""),
+    Column("content_html", Text, nullable=False, default=""),
+    Column("author", Text, nullable=False, default=""),
+    Column("published_at", utc(), nullable=True),
+    Column("updated_at", utc(), nullable=True),
+    Column("language", String(16), nullable=True),
+    Column("categories", JSON, nullable=False, default=list),
+    Column("image_url", Text, nullable=True),
+    Column("content_hash", String(64), nullable=False),
+    Column("first_seen_at", utc(), nullable=False),
+    Column("changed_at", utc(), nullable=False),
+    Column("seeded", Boolean, nullable=False, default=False),  # already there at the first pull
+    UniqueConstraint("feed_id", "guid_key"),
+)
+Index("ix_items_first_seen", items.c.first_seen_at)
+
+# ---------------------------------------------------------------- schedule: occurrences of campaigns
+
+# One row per planned send (campaign x event/session x time). `key` is unique, so an occurrence
+# fires at most once across restarts and reconciles.
+occurrences = Table(
+    "occurrences",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("key", String(300), nullable=False, unique=True),
+    Column("campaign", String(100), nullable=False),
+    Column("event_id", String(100), nullable=True),
+    Column("session", String(100), nullable=True),
+    Column("due_at", utc(), nullable=False),
+    Column("status", String(16), nullable=False),  # scheduled paused cancelled sending sent missed failed
+    Column("reason", Text, nullable=False, default=""),
+    Column("languages", JSON, nullable=False, default=list),
+    Column("template", String(100), nullable=False, default=""),
+    Column("created_at", utc(), nullable=False),
+    Column("updated_at", utc(), nullable=False),
+)
+Index("ix_occurrences_due", occurrences.c.status, occurrences.c.due_at)
+
+# ---------------------------------------------------------------- send: the ledger
+
+send_batches = Table(
+    "send_batches",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("occurrence_id", Id, ForeignKey("occurrences.id", ondelete="CASCADE"), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("transport", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # claimed in_flight sent failed in_doubt
+    Column("worker", String(100), nullable=False, default=""),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("provider_id", String(200), nullable=True),  # X-Message-Id
+    Column("error", Text, nullable=True),
+    Column("created_at", utc(), nullable=False),
+    Column("updated_at", utc(), nullable=False),
+)
+
+sends = Table(
+    "sends",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("occurrence_id", Id, ForeignKey("occurrences.id", ondelete="CASCADE"), nullable=False),
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="SET NULL"), nullable=True),
+    Column("email", String(320), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("status", String(16), nullable=False),  # pending claimed in_flight sent failed in_doubt suppressed
+    Column("batch_id", Id, ForeignKey("send_batches.id", ondelete="SET NULL"), nullable=True),
+    Column("provider_message_id", String(200), nullable=True),
+    Column("error", Text, nullable=True),
+    Column("created_at", utc(), nullable=False),
+    Column("sent_at", utc(), nullable=True),
+    UniqueConstraint("occurrence_id", "subscriber_id"),
+)
+Index("ix_sends_claim", sends.c.occurrence_id, sends.c.status, sends.c.id)
+Index("ix_sends_batch", sends.c.batch_id)
+
+# ---------------------------------------------------------------- track: links and hits
+
+links = Table(
+    "links",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("occurrence_id", Id, ForeignKey("occurrences.id", ondelete="CASCADE"), nullable=True),
+    Column("campaign", String(100), nullable=False),
+    Column("language", String(16), nullable=False),
+    Column("url", Text, nullable=False),  # the final URL, UTM parameters included
+    Column("label", String(100), nullable=False, default=""),
+    Column("created_at", utc(), nullable=False),
+)
+Index("ix_links_occurrence", links.c.occurrence_id)
+
+EVENT_KINDS = (
+    "processed",
+    "delivered",
+    "deferred",
+    "bounce",
+    "dropped",
+    "open",
+    "click",
+    "spamreport",
+    "unsubscribe",
+    "group_unsubscribe",
+    "group_resubscribe",
+    "conversion",
+)
+
+events = Table(
+    "events",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("kind", String(24), nullable=False),
+    Column("source", String(16), nullable=False),  # pixel, redirect, sendgrid, form
+    Column("occurrence_id", Id, nullable=True),
+    Column("send_id", Id, nullable=True),
+    Column("subscriber_id", Id, nullable=True),
+    Column("link_id", Id, nullable=True),
+    Column("campaign", String(100), nullable=True),
+    Column("language", String(16), nullable=True),
+    Column("label", String(100), nullable=True),
+    Column("machine", Boolean, nullable=False, default=False),  # machine open / suspected bot click
+    Column("user_agent", Text, nullable=False, default=""),
+    Column("ip", String(64), nullable=False, default=""),
+    Column("sg_event_id", String(100), nullable=True, unique=True),
+    Column("data", JSON, nullable=True),
+    Column("at", utc(), nullable=False),
+)
+Index("ix_events_occurrence_kind", events.c.occurrence_id, events.c.kind)
+Index("ix_events_send", events.c.send_id)
+
+# ---------------------------------------------------------------- report: dashboard users
+
+users = Table(
+    "users",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("email", String(320), nullable=False, unique=True),
+    Column("role", String(16), nullable=False),  # staff, organiser
+    Column("password_hash", Text, nullable=False),
+    Column("created_at", utc(), nullable=False),
+)
+
+__all__ = [
+    "metadata",
+    "lists",
+    "subscribers",
+    "subscriptions",
+    "consents",
+    "suppressions",
+    "feeds",
+    "items",
+    "occurrences",
+    "send_batches",
+    "sends",
+    "links",
+    "events",
+    "users",
+    "SUBSCRIPTION_STATUSES",
+    "SUPPRESSED_STATUSES",
+    "EVENT_KINDS",
+]

@@ -1,0 +1,11 @@
+"""The staff dashboard under /admin."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute
+
+from newsletter.site import Site
+
+
+def routes(site: Site) -> list[BaseRoute]:
+    return []
