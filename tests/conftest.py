@@ -19,6 +19,11 @@ import sqlalchemy as sa
 from newsletter.site import Site
 from newsletter.store import Store
 
+# Each stage keeps its own fixtures in tests/support/<stage>.py.
+pytest_plugins = [
+    f"tests.support.{stage}" for stage in ("feeds", "render", "schedule", "send", "track", "report")
+]
+
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("NEWSLETTER_TEST_POSTGRES_URL", "")
 SITE_PARTS = ("newsletter.toml", "lists", "templates", "schedules.yaml", "feeds")

@@ -17,7 +17,7 @@ from newsletter.errors import NewsletterError
 class _Group(TyperGroup):
     """Turns a NewsletterError anywhere below into a one-line message on stderr and exit code 2."""
 
-    def invoke(self, ctx: typer.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:

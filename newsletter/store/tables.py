@@ -239,6 +239,7 @@ sends = Table(
     Column("batch_id", Id, ForeignKey("send_batches.id", ondelete="SET NULL"), nullable=True),
     Column("provider_message_id", String(200), nullable=True),
     Column("error", Text, nullable=True),
+    Column("not_before", utc(), nullable=True),  # send at a local hour: not claimed before this
     Column("created_at", utc(), nullable=False),
     Column("sent_at", utc(), nullable=True),
     UniqueConstraint("occurrence_id", "subscriber_id"),

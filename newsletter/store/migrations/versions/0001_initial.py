@@ -226,6 +226,7 @@ def upgrade() -> None:
     sa.Column('batch_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True),
     sa.Column('provider_message_id', sa.String(length=200), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('not_before', newsletter.store.tables.UTCDateTime(timezone=True), nullable=True),
     sa.Column('created_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('sent_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=True),
     sa.ForeignKeyConstraint(['batch_id'], ['send_batches.id'], name=op.f('fk_sends_batch_id_send_batches'), ondelete='SET NULL'),

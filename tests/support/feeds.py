@@ -1,0 +1,1 @@
+"""Fixtures for the feeds tests (registered in tests/conftest.py)."""

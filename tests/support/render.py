@@ -1,0 +1,1 @@
+"""Fixtures for the render tests (registered in tests/conftest.py)."""

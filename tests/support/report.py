@@ -1,0 +1,1 @@
+"""Fixtures for the report tests (registered in tests/conftest.py)."""

@@ -1,0 +1,1 @@
+"""Fixtures for the schedule tests (registered in tests/conftest.py)."""

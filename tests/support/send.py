@@ -1,0 +1,1 @@
+"""Fixtures for the send tests (registered in tests/conftest.py)."""

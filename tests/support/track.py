@@ -1,0 +1,1 @@
+"""Fixtures for the track tests (registered in tests/conftest.py)."""
