@@ -23,6 +23,7 @@ from newsletter.audience.subscribers import (
 from newsletter.errors import InputError
 from newsletter.site import Site
 from newsletter.store import now_utc
+from newsletter.store.bulk import insert_many
 from newsletter.store.tables import (
     consents,
     lists,
@@ -153,6 +154,7 @@ def import_csv(site: Site, path: Path | str, list_slug: str) -> ImportReport:
                 chunk = []
         if chunk:
             importer.flush(chunk)
+    report.rejected.sort(key=lambda r: r.line)
     return report
 
 
@@ -168,6 +170,7 @@ class _Importer:
         self.detail = path.name
         row = conn.execute(select(lists.c.default_language, lists.c.languages).where(lists.c.id == lid)).one()
         self.default_language = row.default_language
+        self.languages = {lang.lower(): lang for lang in site.languages}
         self.list_languages = list(row.languages)
 
     def _clean(self, line: int, raw: dict[str, Any]) -> dict[str, Any] | None:
@@ -191,12 +194,11 @@ class _Importer:
             return None
 
     def _language(self, value: str) -> str:
-        lang = value.strip().replace("_", "-")
-        for candidate in (lang, lang.split("-")[0]):
-            for offered in self.site.languages:
-                if offered.lower() == candidate.lower():
-                    return offered
-        raise InputError(f"unknown language {value!r}; this site offers {', '.join(self.site.languages)}")
+        lang = value.strip().replace("_", "-").lower()
+        found = self.languages.get(lang) or self.languages.get(lang.split("-")[0])
+        if found is None:
+            raise InputError(f"unknown language {value!r}; this site offers {', '.join(self.site.languages)}")
+        return found
 
     def flush(self, chunk: list[tuple[int, dict[str, Any]]]) -> None:
         conn = self.conn
@@ -213,11 +215,10 @@ class _Importer:
         if not cleaned:
             return
         emails = list(cleaned)
+        hashes = {e: email_hash(e) for e in emails}
         suppressed = set(
             conn.scalars(
-                select(suppressions.c.email_hash).where(
-                    suppressions.c.email_hash.in_([email_hash(e) for e in emails])
-                )
+                select(suppressions.c.email_hash).where(suppressions.c.email_hash.in_(list(hashes.values())))
             )
         )
         existing = {
@@ -237,7 +238,7 @@ class _Importer:
         changed: list[dict[str, Any]] = []
         new_subs: list[tuple[str, int]] = []  # (email, line)
         for email, (line, values) in cleaned.items():
-            if email_hash(email) in suppressed:
+            if hashes[email] in suppressed:
                 self.report.rejected.append(
                     Rejected(
                         line, "address is on the suppression list (forgotten, bounced or complained)", email
@@ -299,7 +300,7 @@ class _Importer:
             # unsubscribed, bounced or complained (SUPPRESSED_STATUSES).
 
         if new_people:
-            conn.execute(subscribers.insert(), new_people)
+            insert_many(conn, subscribers, new_people)
         if changed:
             conn.execute(
                 update(subscribers)
@@ -324,8 +325,9 @@ class _Importer:
                 .tuples()
                 .all()
             )
-            conn.execute(
-                subscriptions.insert(),
+            insert_many(
+                conn,
+                subscriptions,
                 [
                     {
                         "subscriber_id": ids[e],
@@ -338,8 +340,9 @@ class _Importer:
                     for e, _ in new_subs
                 ],
             )
-            conn.execute(
-                consents.insert(),
+            insert_many(
+                conn,
+                consents,
                 [
                     {
                         "subscriber_id": ids[e],

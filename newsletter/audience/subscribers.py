@@ -85,9 +85,10 @@ def check_timezone(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def _countries() -> frozenset[str]:
-    return frozenset(
-        str(code) for code in Locale("en").territories if len(str(code)) == 2 and str(code).isalpha()
-    )
+    # CLDR also names groupings and placeholders (EU, UN, ZZ "Unknown Region"...): not countries.
+    not_countries = {"EU", "EZ", "UN", "ZZ", "QO", "XA", "XB"}
+    codes = (str(code) for code in Locale("en").territories)
+    return frozenset(c for c in codes if len(c) == 2 and c.isalpha() and c not in not_countries)
 
 
 def check_country(code: str) -> str:

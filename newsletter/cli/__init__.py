@@ -18,13 +18,15 @@ class _Group(TyperGroup):
     """Turns a NewsletterError anywhere below into a one-line message on stderr and exit code 2."""
 
     def invoke(self, ctx: Any) -> Any:
+        from newsletter.cli.common import close_sites, err_console
+
         try:
             return super().invoke(ctx)
         except NewsletterError as exc:
-            from newsletter.cli.common import err_console
-
             err_console.print(f"[red]error:[/] {exc}", highlight=False, soft_wrap=True)
             raise typer.Exit(2) from None
+        finally:
+            close_sites()
 
 
 app = typer.Typer(

@@ -13,7 +13,6 @@ from newsletter.audience import subscribers as people
 from newsletter.audience.importer import import_csv
 from newsletter.audience.lists import list_counts, sync_lists
 from newsletter.cli.common import JsonOpt, SiteOpt, console, err_console, load_site, print_json
-from newsletter.site import Site
 
 lists_app = typer.Typer(help="Mailing lists, defined in lists/*.yaml.", no_args_is_help=True)
 subs_app = typer.Typer(help="Subscribers: import, export, show, forget.", no_args_is_help=True)
@@ -27,8 +26,7 @@ def register(app: typer.Typer) -> None:
 @lists_app.command("sync")
 def lists_sync(site: SiteOpt = ".", as_json: JsonOpt = False) -> None:  # type: ignore[assignment]
     """Sync lists/*.yaml into the store (also done on every start)."""
-    loaded = Site.load(site)
-    report = sync_lists(loaded)
+    report = sync_lists(load_site(site, sync=False))
     if as_json:
         print_json(
             {

@@ -28,9 +28,16 @@ console = Console(width=None if sys.stdout.isatty() else 200)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
+_opened: list[Site] = []
+
+
 def load_site(path: Path, *, sync: bool = True) -> Site:
-    """The site at `path`, its store migrated and (by default) its lists synced, as on every start."""
+    """The site at `path`, its store migrated and (by default) its lists synced, as on every start.
+
+    Sites loaded here are closed when the command ends (see `close_sites`).
+    """
     site = Site.load(path)
+    _opened.append(site)
     if sync:
         from newsletter.audience.lists import sync_lists
 
@@ -42,3 +49,9 @@ def load_site(path: Path, *, sync: bool = True) -> Site:
 
 def print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
+
+
+def close_sites() -> None:
+    """Dispose of the stores of every site a command opened."""
+    while _opened:
+        _opened.pop().close()

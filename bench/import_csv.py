@@ -1,0 +1,164 @@
+"""Benchmark: `subscribers import` of a 100,000-row CSV vs a bare executemany of the same rows.
+
+    .venv/bin/python bench/import_csv.py [--rows 100000] [--postgres URL]
+
+Prints rows/s for the import and for the raw insert into the same table in the same run (the ratio is
+the import's overhead: validation, dedupe, subscriptions and consent records), and the import's peak
+Python memory (tracemalloc) at several file sizes, to show it is flat in the file's size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import tracemalloc
+import uuid
+from pathlib import Path
+from urllib.parse import quote
+
+import sqlalchemy as sa
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from newsletter.audience.importer import import_csv  # noqa: E402
+from newsletter.audience.lists import sync_lists  # noqa: E402
+from newsletter.site import Site  # noqa: E402
+from newsletter.store import Store, now_utc  # noqa: E402
+from tests.conftest import copy_site  # noqa: E402
+
+LANGS = ["en", "fr", "es", "ru", "pt"]
+ZONES = ["Europe/Paris", "America/New_York", "Europe/Moscow", "America/Sao_Paulo", "Africa/Nairobi"]
+
+
+def make_csv(path: Path, rows: int) -> None:
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(["email", "name", "language", "timezone", "country", "organisation"])
+        for i in range(rows):
+            w.writerow(
+                [
+                    f"person{i}@network{i % 400}.org",
+                    f"Person {i}",
+                    LANGS[i % 5],
+                    ZONES[i % 5],
+                    ["FR", "US", "UA", "BR", "KE"][i % 5],
+                    f"Org {i % 1000}",
+                ]
+            )
+
+
+def fresh_url(kind: str, tmp: Path, pg: str | None) -> tuple[str, object]:
+    if kind == "sqlite":
+        return f"sqlite:///{tmp / f'{uuid.uuid4().hex}.db'}", None
+    assert pg
+    schema = "bench_" + uuid.uuid4().hex[:10]
+    admin = sa.create_engine(pg)
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
+    return f"{pg}?options={quote(f'-csearch_path={schema}')}", (admin, schema)
+
+
+def drop(handle: object) -> None:
+    if handle:
+        admin, schema = handle  # type: ignore[misc]
+        with admin.begin() as conn:
+            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
+        admin.dispose()
+
+
+def run_import(
+    kind: str, tmp: Path, csv_path: Path, pg: str | None, trace: bool = False
+) -> tuple[float, int]:
+    url, handle = fresh_url(kind, tmp, pg)
+    site_dir = copy_site(tmp / uuid.uuid4().hex)
+    site = Site.load(site_dir, environ={"NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_SECRET_KEY": "bench" * 8})
+    sync_lists(site)
+    if trace:
+        tracemalloc.start()
+    t0 = time.perf_counter()
+    report = import_csv(site, csv_path, "members")
+    elapsed = time.perf_counter() - t0
+    peak = tracemalloc.get_traced_memory()[1] if trace else 0
+    if trace:
+        tracemalloc.stop()
+    assert report.accepted > 0 and not report.rejected, report.rejected[:3]
+    site.close()
+    drop(handle)
+    shutil.rmtree(site_dir)
+    return elapsed, peak
+
+
+def run_raw(kind: str, tmp: Path, csv_path: Path, pg: str | None) -> float:
+    """The floor: the driver's own executemany of the same rows, already in database form."""
+    url, handle = fresh_url(kind, tmp, pg)
+    store = Store(url)
+    now = now_utc()
+    stamp: object = now.replace(tzinfo=None).isoformat(sep=" ") if kind == "sqlite" else now
+    mark = "?" if kind == "sqlite" else "%s"
+    with csv_path.open(encoding="utf-8", newline="") as fh:
+        rows = [
+            (
+                r["email"],
+                r["name"],
+                r["language"],
+                r["timezone"],
+                r["country"],
+                json.dumps({"organisation": r["organisation"]}),
+                stamp,
+                stamp,
+            )
+            for r in csv.DictReader(fh)
+        ]
+    sql = (
+        "INSERT INTO subscribers (email, name, language, timezone, country, attributes, created_at, "
+        f"updated_at) VALUES ({', '.join([mark] * 8)})"
+    )
+    with store.write() as conn:
+        dbapi = conn.connection.dbapi_connection
+        assert dbapi is not None
+        cursor = dbapi.cursor()
+        t0 = time.perf_counter()
+        cursor.executemany(sql, rows)
+        elapsed = time.perf_counter() - t0
+        cursor.close()
+    store.dispose()
+    drop(handle)
+    return elapsed
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--postgres", default=os.environ.get("NEWSLETTER_TEST_POSTGRES_URL"))
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="bench-import-"))
+    try:
+        csv_path = tmp / "people.csv"
+        make_csv(csv_path, args.rows)
+        kinds = ["sqlite"] + (["postgresql"] if args.postgres else [])
+        print(f"import of {args.rows:,} rows ({csv_path.stat().st_size / 1e6:.1f} MB CSV)")
+        for kind in kinds:
+            imp, _ = run_import(kind, tmp, csv_path, args.postgres)
+            raw = run_raw(kind, tmp, csv_path, args.postgres)
+            print(
+                f"  {kind:10s} import {args.rows / imp:9,.0f} rows/s ({imp:.2f} s) | bare executemany "
+                f"{args.rows / raw:9,.0f} rows/s ({raw:.2f} s) | import/raw time ratio {imp / raw:.2f}"
+            )
+        print("peak Python memory of the import (tracemalloc, SQLite):")
+        for rows in (args.rows // 4, args.rows, args.rows * 2):
+            path = tmp / f"mem{rows}.csv"
+            make_csv(path, rows)
+            _, peak = run_import("sqlite", tmp, path, None, trace=True)
+            print(f"  {rows:9,} rows ({path.stat().st_size / 1e6:5.1f} MB): peak {peak / 1e6:6.1f} MB")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
