@@ -4,7 +4,7 @@ SQLAlchemy Core processes every bound value of every row in Python; for a 100,00
 per-value work (datetime formatting, JSON encoding) costs more than the insert itself. Here each
 column's bind processor is looked up once, repeated values (the same `now` on every row) are processed
 once, and the rows go to the driver's executemany in one call, on the caller's connection and
-transaction.
+transaction. On PostgreSQL the rows go through COPY instead.
 """
 
 from __future__ import annotations
@@ -38,6 +38,9 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if not rows:
         return
     columns = list(rows[0])
+    if conn.dialect.name == "postgresql":
+        _copy(conn, table, columns, rows)
+        return
     compiled = table.insert().compile(dialect=conn.dialect, column_keys=columns)
     names = list(compiled.positiontup or ()) if compiled.positional else columns
     processors = [
@@ -53,3 +56,23 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
             values[i] = process(values[i])
         params.append(tuple(values) if compiled.positional else dict(zip(names, values, strict=True)))
     conn.exec_driver_sql(str(compiled), params)
+
+
+def _copy(conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]) -> None:
+    """PostgreSQL: COPY FROM STDIN, an order of magnitude faster than executemany, same transaction."""
+    processors = [
+        (i, _memo(process))
+        for i, name in enumerate(columns)
+        if (process := table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)) is not None
+    ]
+    quote = conn.dialect.identifier_preparer
+    sql = f"COPY {quote.format_table(table)} ({', '.join(quote.quote(c) for c in columns)}) FROM STDIN"
+    getter = itemgetter(*columns)
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None
+    with dbapi.cursor() as cursor, cursor.copy(sql) as copy:
+        for row in rows:
+            values = list(getter(row)) if len(columns) > 1 else [row[columns[0]]]
+            for i, process in processors:
+                values[i] = process(values[i])
+            copy.write_row(values)
