@@ -92,6 +92,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("outbox_dir", "outbox", "Folder the outbox transport writes .eml files into (relative to site)."),
     Setting("rate_per_second", 0.0, "Most messages per second per transport (0: no limit).", float),
     Setting("rate_per_hour", 0, "Most messages per sliding hour per transport (0: no limit).", int),
+    Setting("send_timeout", 30.0, "Seconds before a SendGrid or SMTP call times out.", float),
+    Setting("send_retries", 5, "Retries of a SendGrid request refused with 429/5xx or not connected.", int),
+    Setting(
+        "send_lease",
+        300,
+        "Seconds after which a batch claimed by a worker that stopped renewing it is taken over.",
+        int,
+    ),
     Setting("feed_pull_minutes", 30, "Minutes between feed pulls in `newsletter run`.", int),
     Setting("feed_timeout", 20.0, "Seconds before a feed request times out.", float),
     Setting(
@@ -103,7 +111,36 @@ SETTINGS: tuple[Setting, ...] = (
         "How tracking stores client IPs: truncate (/24 and /48), hash, or none (store nothing).",
     ),
     Setting(
-        "track_individual", True, "Tie opens and clicks to the subscriber (off: per-campaign counts only)."
+        "track_individual",
+        True,
+        "Tie opens and clicks to the subscriber (off: per-campaign counts only).",
+        _bool,
+    ),
+    Setting(
+        "hit_flush_interval",
+        0.2,
+        "Seconds between two batched writes of open and click hits (the most a crash can lose).",
+        float,
+    ),
+    Setting(
+        "hit_writer",
+        "process",
+        "Where open and click hits are stored: process (a writer process beside the web worker, so "
+        "tracking never competes with answering) or thread (inside the web process).",
+    ),
+    Setting("soft_bounce_limit", 3, "Soft bounces after which an address is treated as bounced.", int),
+    Setting("subscribe_rate_limit", 10, "Most subscribe form posts per client IP per hour.", int),
+    Setting("confirm_max_age", 604800, "Seconds a double opt-in confirmation link stays valid.", int),
+    Setting(
+        "conversion_param",
+        "",
+        "Query parameter added to click redirects with a signed click reference for sign-on "
+        "conversions (e.g. nlc; empty: off).",
+    ),
+    Setting("admin_session_hours", 12, "Hours a dashboard login lasts.", int),
+    Setting("admin_login_attempts", 5, "Failed dashboard logins per email or IP before a pause.", int),
+    Setting(
+        "admin_login_window", 900, "Seconds the failed-login count looks back (and the pause lasts).", int
     ),
     Setting("host", "127.0.0.1", "Interface `newsletter serve` and `run` listen on."),
     Setting("port", 8000, "Port `newsletter serve` and `run` listen on.", int),

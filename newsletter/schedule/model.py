@@ -40,6 +40,7 @@ class Event:
     url: str = ""  # the event page, or the sign-on form for a deadline
     sessions: tuple[Session, ...] = ()
     cancelled: bool = False
+    where: str = ""  # file:line:column of its entry in schedules.yaml
 
     def session(self, session_id: str) -> Session | None:
         return next((s for s in self.sessions if s.id == session_id), None)
@@ -55,6 +56,22 @@ class Trigger:
     at: datetime | None = None  # at: once, at this time
     only_if_new_items: bool = False
     max_items: int = 10
+    timezone: str = "UTC"  # at: the zone `at` was written in; every: the recurrence's zone
+
+    @property
+    def relative(self) -> bool:
+        return self.kind in ("before", "after")
+
+    def describe(self) -> str:
+        """`1d before each session of webinar-april`, `every monday 09:00 Europe/London`, ..."""
+        from newsletter.schedule.times import format_duration
+
+        if self.kind in ("before", "after"):
+            target = f"each session of {self.event}" if self.per_session else str(self.event)
+            return f"{format_duration(self.offset or timedelta(0))} {self.kind} {target}"
+        if self.kind == "every":
+            return f"every {self.every}" + (" if there are new items" if self.only_if_new_items else "")
+        return f"once at {self.at.isoformat() if self.at else '?'} {self.timezone}"
 
 
 @dataclass(frozen=True)
@@ -82,6 +99,7 @@ class Campaign:
     track: bool = True  # rewrite links to signed tracking links
     utm: bool = True
     categories: tuple[str, ...] = ()  # feed item categories for digests (empty: all)
+    where: str = ""  # file:line:column of its entry in schedules.yaml
 
 
 @dataclass(frozen=True)

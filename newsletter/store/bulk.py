@@ -52,8 +52,8 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     params: list[Any] = []
     for row in rows:
         values = list(getter(row)) if len(names) > 1 else [row[names[0]]]
-        for i, process in processors:
-            values[i] = process(values[i])
+        for i, convert in processors:
+            values[i] = convert(values[i])
         params.append(tuple(values) if compiled.positional else dict(zip(names, values, strict=True)))
     conn.exec_driver_sql(str(compiled), params)
 
@@ -68,11 +68,10 @@ def _copy(conn: Connection, table: Table, columns: list[str], rows: Sequence[dic
     quote = conn.dialect.identifier_preparer
     sql = f"COPY {quote.format_table(table)} ({', '.join(quote.quote(c) for c in columns)}) FROM STDIN"
     getter = itemgetter(*columns)
-    dbapi = conn.connection.dbapi_connection
-    assert dbapi is not None
+    dbapi: Any = conn.connection.dbapi_connection  # a psycopg Connection
     with dbapi.cursor() as cursor, cursor.copy(sql) as copy:
         for row in rows:
             values = list(getter(row)) if len(columns) > 1 else [row[columns[0]]]
-            for i, process in processors:
-                values[i] = process(values[i])
+            for i, convert in processors:
+                values[i] = convert(values[i])
             copy.write_row(values)

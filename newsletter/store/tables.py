@@ -159,7 +159,9 @@ feeds = Table(
     Column("last_success_at", utc(), nullable=True),
     Column("last_error", Text, nullable=True),
     Column("last_error_at", utc(), nullable=True),
-    Column("seeded", Boolean, nullable=False, default=False),
+    Column("seeded", Boolean, nullable=False, default=False),  # first pull done: later items are new
+    Column("seeded_at", utc(), nullable=True),  # items published before this are never news
+    Column("active", Boolean, nullable=False, default=True),  # false when no longer declared
     Column("created_at", utc(), nullable=False),
 )
 
@@ -168,7 +170,8 @@ items = Table(
     metadata,
     Column("id", Id, primary_key=True),
     Column("feed_id", Id, ForeignKey("feeds.id", ondelete="CASCADE"), nullable=False),
-    Column("guid_key", String(200), nullable=False),
+    Column("guid_key", String(80), nullable=False),  # "guid:" | "link:" | "hash:" + SHA-256, see feeds.parse
+    Column("guid", Text, nullable=True),  # the feed's own id, for people reading the table
     Column("title", Text, nullable=False, default=""),
     Column("link", Text, nullable=False, default=""),
     Column("summary_html", Text, nullable=False, default=""),
@@ -187,6 +190,15 @@ items = Table(
 )
 Index("ix_items_first_seen", items.c.first_seen_at)
 
+# One row per (item, lowercased category): lets digests filter by category in SQL on both backends.
+item_categories = Table(
+    "item_categories",
+    metadata,
+    Column("item_id", Id, ForeignKey("items.id", ondelete="CASCADE"), primary_key=True),
+    Column("category", String(200), primary_key=True),
+)
+Index("ix_item_categories_category", item_categories.c.category)
+
 # ---------------------------------------------------------------- schedule: occurrences of campaigns
 
 # One row per planned send (campaign x event/session x time). `key` is unique, so an occurrence
@@ -204,12 +216,34 @@ occurrences = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("languages", JSON, nullable=False, default=list),
     Column("template", String(100), nullable=False, default=""),
+    Column("timezone", String(64), nullable=False, default="UTC"),  # the event's zone, for local times
+    Column("why", Text, nullable=False, default=""),  # the trigger, e.g. "1d before each session of X"
+    Column("not_after", utc(), nullable=True),  # reminders: never sent at or after the event's start
+    # When the scheduler fires it: due_at is the trigger's instant (each subscriber's local time is
+    # computed from it); with local_time or quiet hours the first subscriber's time may come earlier.
+    Column("fire_at", utc(), nullable=True),  # null: at due_at
+    Column("late_by", Integer, nullable=False, default=21600),  # seconds an overdue send may still go
     Column("created_at", utc(), nullable=False),
     Column("updated_at", utc(), nullable=False),
 )
 Index("ix_occurrences_due", occurrences.c.status, occurrences.c.due_at)
 
 # ---------------------------------------------------------------- send: the ledger
+
+# One row per occurrence being enqueued: the keyset cursor lets an interrupted enqueue resume, and
+# workers claim an occurrence's rows only once its plan is `ready` (the audience is all in).
+send_plans = Table(
+    "send_plans",
+    metadata,
+    Column("occurrence_id", Id, ForeignKey("occurrences.id", ondelete="CASCADE"), primary_key=True),
+    Column("status", String(16), nullable=False),  # enqueuing ready done
+    Column("lists", JSON, nullable=False, default=list),  # the audience's lists, rechecked at claim time
+    Column("last_subscriber_id", Id, nullable=False, default=0),
+    Column("total", Integer, nullable=False, default=0),
+    Column("suppressed", Integer, nullable=False, default=0),
+    Column("created_at", utc(), nullable=False),
+    Column("updated_at", utc(), nullable=False),
+)
 
 send_batches = Table(
     "send_batches",
@@ -218,14 +252,18 @@ send_batches = Table(
     Column("occurrence_id", Id, ForeignKey("occurrences.id", ondelete="CASCADE"), nullable=False),
     Column("language", String(16), nullable=False),
     Column("transport", String(16), nullable=False),
-    Column("status", String(16), nullable=False),  # claimed in_flight sent failed in_doubt
-    Column("worker", String(100), nullable=False, default=""),
+    Column("status", String(16), nullable=False),  # claimed in_flight sent failed in_doubt released
+    Column("worker", String(100), nullable=False, default=""),  # host:pid[:name]
+    Column("lease_until", utc(), nullable=True),  # after this, another worker may take it over
     Column("attempts", Integer, nullable=False, default=0),
+    Column("size", Integer, nullable=False, default=0),
     Column("provider_id", String(200), nullable=True),  # X-Message-Id
     Column("error", Text, nullable=True),
+    Column("decided_by", String(200), nullable=True),  # how an in-doubt batch was resolved
     Column("created_at", utc(), nullable=False),
     Column("updated_at", utc(), nullable=False),
 )
+Index("ix_send_batches_status", send_batches.c.status, send_batches.c.lease_until)
 
 sends = Table(
     "sends",
@@ -312,6 +350,74 @@ users = Table(
     Column("created_at", utc(), nullable=False),
 )
 
+# Failed dashboard logins, per "email:" / "ip:" key: the rate limit holds across app instances.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("key", String(400), nullable=False),
+    Column("at", utc(), nullable=False),
+)
+Index("ix_login_failures_key_at", login_failures.c.key, login_failures.c.at)
+
+# ---------------------------------------------------------------- report: rollups of the events
+# The campaign pages read these, never the raw events: `report.figures.refresh` folds in the events
+# after `report_watermark.last_event_id`, so a page costs a few hundred rows at any event volume.
+
+report_watermark = Table(
+    "report_watermark",
+    metadata,
+    Column("id", Integer, primary_key=True),  # always 1
+    Column("last_event_id", BigInteger, nullable=False, default=0),
+    Column("refreshed_at", utc(), nullable=False),
+)
+
+# Counts per occurrence, language, scope ("" the whole message, "l:<link id>", "b:<label>"), event
+# kind and UTC hour (hours since the epoch). raw: every event; uniq: first event per recipient.
+report_counts = Table(
+    "report_counts",
+    metadata,
+    Column("occurrence_id", Id, primary_key=True),
+    Column("language", String(16), primary_key=True),
+    Column("scope", String(120), primary_key=True),
+    Column("kind", String(24), primary_key=True),
+    Column("hour", Integer, primary_key=True),
+    Column("raw", Integer, nullable=False, default=0),
+    Column("raw_human", Integer, nullable=False, default=0),
+    Column("uniq", Integer, nullable=False, default=0),
+    Column("uniq_human", Integer, nullable=False, default=0),
+)
+
+# Recipients already counted once per (occurrence, kind, scope); human=true rows count only events
+# not flagged as machine. `who` is the send ledger row (or the subscriber, or -event id if anonymous).
+report_seen = Table(
+    "report_seen",
+    metadata,
+    Column("occurrence_id", Id, primary_key=True),
+    Column("kind", String(24), primary_key=True),
+    Column("scope", String(120), primary_key=True),
+    Column("who", BigInteger, primary_key=True),
+    Column("human", Boolean, primary_key=True),
+    Column("language", String(16), nullable=False),
+    Column("hour", Integer, nullable=False),
+    Column("batch", BigInteger, nullable=False),  # the watermark of the refresh that added it
+)
+Index("ix_report_seen_batch", report_seen.c.batch)
+
+# Ledger rows per status and language of occurrences whose sending is over (status "sent"), counted
+# once: a campaign page then reads a few rows instead of counting 100,000 ledger rows per view.
+report_sends = Table(
+    "report_sends",
+    metadata,
+    Column("occurrence_id", Id, ForeignKey("occurrences.id", ondelete="CASCADE"), primary_key=True),
+    Column("language", String(16), primary_key=True),
+    Column("status", String(16), primary_key=True),
+    Column("n", Integer, nullable=False),
+)
+
+# Per-language send counts of an occurrence still sending, from the index alone.
+Index("ix_sends_report", sends.c.occurrence_id, sends.c.language, sends.c.status)
+
 __all__ = [
     "metadata",
     "lists",
@@ -321,12 +427,19 @@ __all__ = [
     "suppressions",
     "feeds",
     "items",
+    "item_categories",
     "occurrences",
+    "send_plans",
     "send_batches",
     "sends",
     "links",
     "events",
     "users",
+    "login_failures",
+    "report_watermark",
+    "report_counts",
+    "report_seen",
+    "report_sends",
     "SUBSCRIPTION_STATUSES",
     "SUPPRESSED_STATUSES",
     "EVENT_KINDS",

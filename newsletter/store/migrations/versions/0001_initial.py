@@ -60,6 +60,8 @@ def upgrade() -> None:
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('last_error_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=True),
     sa.Column('seeded', sa.Boolean(), nullable=False),
+    sa.Column('seeded_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('active', sa.Boolean(), nullable=False),
     sa.Column('created_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_feeds')),
     sa.UniqueConstraint('name', name=op.f('uq_feeds_name'))
@@ -82,6 +84,15 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('id', name=op.f('pk_lists')),
     sa.UniqueConstraint('slug', name=op.f('uq_lists_slug'))
     )
+    op.create_table('login_failures',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('key', sa.String(length=400), nullable=False),
+    sa.Column('at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_login_failures'))
+    )
+    with op.batch_alter_table('login_failures', schema=None) as batch_op:
+        batch_op.create_index('ix_login_failures_key_at', ['key', 'at'], unique=False)
+
     op.create_table('occurrences',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('key', sa.String(length=300), nullable=False),
@@ -93,6 +104,11 @@ def upgrade() -> None:
     sa.Column('reason', sa.Text(), nullable=False),
     sa.Column('languages', sa.JSON(), nullable=False),
     sa.Column('template', sa.String(length=100), nullable=False),
+    sa.Column('timezone', sa.String(length=64), nullable=False),
+    sa.Column('why', sa.Text(), nullable=False),
+    sa.Column('not_after', newsletter.store.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('fire_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=True),
+    sa.Column('late_by', sa.Integer(), nullable=False),
     sa.Column('created_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_occurrences')),
@@ -101,6 +117,38 @@ def upgrade() -> None:
     with op.batch_alter_table('occurrences', schema=None) as batch_op:
         batch_op.create_index('ix_occurrences_due', ['status', 'due_at'], unique=False)
 
+    op.create_table('report_counts',
+    sa.Column('occurrence_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('language', sa.String(length=16), nullable=False),
+    sa.Column('scope', sa.String(length=120), nullable=False),
+    sa.Column('kind', sa.String(length=24), nullable=False),
+    sa.Column('hour', sa.Integer(), nullable=False),
+    sa.Column('raw', sa.Integer(), nullable=False),
+    sa.Column('raw_human', sa.Integer(), nullable=False),
+    sa.Column('uniq', sa.Integer(), nullable=False),
+    sa.Column('uniq_human', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('occurrence_id', 'language', 'scope', 'kind', 'hour', name=op.f('pk_report_counts'))
+    )
+    op.create_table('report_seen',
+    sa.Column('occurrence_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('kind', sa.String(length=24), nullable=False),
+    sa.Column('scope', sa.String(length=120), nullable=False),
+    sa.Column('who', sa.BigInteger(), nullable=False),
+    sa.Column('human', sa.Boolean(), nullable=False),
+    sa.Column('language', sa.String(length=16), nullable=False),
+    sa.Column('hour', sa.Integer(), nullable=False),
+    sa.Column('batch', sa.BigInteger(), nullable=False),
+    sa.PrimaryKeyConstraint('occurrence_id', 'kind', 'scope', 'who', 'human', name=op.f('pk_report_seen'))
+    )
+    with op.batch_alter_table('report_seen', schema=None) as batch_op:
+        batch_op.create_index('ix_report_seen_batch', ['batch'], unique=False)
+
+    op.create_table('report_watermark',
+    sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('last_event_id', sa.BigInteger(), nullable=False),
+    sa.Column('refreshed_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_report_watermark'))
+    )
     op.create_table('subscribers',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
@@ -151,7 +199,8 @@ def upgrade() -> None:
     op.create_table('items',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('feed_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
-    sa.Column('guid_key', sa.String(length=200), nullable=False),
+    sa.Column('guid_key', sa.String(length=80), nullable=False),
+    sa.Column('guid', sa.Text(), nullable=True),
     sa.Column('title', sa.Text(), nullable=False),
     sa.Column('link', sa.Text(), nullable=False),
     sa.Column('summary_html', sa.Text(), nullable=False),
@@ -187,6 +236,14 @@ def upgrade() -> None:
     with op.batch_alter_table('links', schema=None) as batch_op:
         batch_op.create_index('ix_links_occurrence', ['occurrence_id'], unique=False)
 
+    op.create_table('report_sends',
+    sa.Column('occurrence_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('language', sa.String(length=16), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('n', sa.Integer(), nullable=False),
+    sa.ForeignKeyConstraint(['occurrence_id'], ['occurrences.id'], name=op.f('fk_report_sends_occurrence_id_occurrences'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('occurrence_id', 'language', 'status', name=op.f('pk_report_sends'))
+    )
     op.create_table('send_batches',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('occurrence_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -194,13 +251,31 @@ def upgrade() -> None:
     sa.Column('transport', sa.String(length=16), nullable=False),
     sa.Column('status', sa.String(length=16), nullable=False),
     sa.Column('worker', sa.String(length=100), nullable=False),
+    sa.Column('lease_until', newsletter.store.tables.UTCDateTime(timezone=True), nullable=True),
     sa.Column('attempts', sa.Integer(), nullable=False),
+    sa.Column('size', sa.Integer(), nullable=False),
     sa.Column('provider_id', sa.String(length=200), nullable=True),
     sa.Column('error', sa.Text(), nullable=True),
+    sa.Column('decided_by', sa.String(length=200), nullable=True),
     sa.Column('created_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
     sa.Column('updated_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
     sa.ForeignKeyConstraint(['occurrence_id'], ['occurrences.id'], name=op.f('fk_send_batches_occurrence_id_occurrences'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_send_batches'))
+    )
+    with op.batch_alter_table('send_batches', schema=None) as batch_op:
+        batch_op.create_index('ix_send_batches_status', ['status', 'lease_until'], unique=False)
+
+    op.create_table('send_plans',
+    sa.Column('occurrence_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('lists', sa.JSON(), nullable=False),
+    sa.Column('last_subscriber_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('total', sa.Integer(), nullable=False),
+    sa.Column('suppressed', sa.Integer(), nullable=False),
+    sa.Column('created_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('updated_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['occurrence_id'], ['occurrences.id'], name=op.f('fk_send_plans_occurrence_id_occurrences'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('occurrence_id', name=op.f('pk_send_plans'))
     )
     op.create_table('subscriptions',
     sa.Column('subscriber_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -215,6 +290,15 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.create_index('ix_subscriptions_list_status', ['list_id', 'status'], unique=False)
+
+    op.create_table('item_categories',
+    sa.Column('item_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('category', sa.String(length=200), nullable=False),
+    sa.ForeignKeyConstraint(['item_id'], ['items.id'], name=op.f('fk_item_categories_item_id_items'), ondelete='CASCADE'),
+    sa.PrimaryKeyConstraint('item_id', 'category', name=op.f('pk_item_categories'))
+    )
+    with op.batch_alter_table('item_categories', schema=None) as batch_op:
+        batch_op.create_index('ix_item_categories_category', ['category'], unique=False)
 
     op.create_table('sends',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -238,6 +322,7 @@ def upgrade() -> None:
     with op.batch_alter_table('sends', schema=None) as batch_op:
         batch_op.create_index('ix_sends_batch', ['batch_id'], unique=False)
         batch_op.create_index('ix_sends_claim', ['occurrence_id', 'status', 'id'], unique=False)
+        batch_op.create_index('ix_sends_report', ['occurrence_id', 'language', 'status'], unique=False)
 
     # ### end Alembic commands ###
 
@@ -245,15 +330,25 @@ def upgrade() -> None:
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     with op.batch_alter_table('sends', schema=None) as batch_op:
+        batch_op.drop_index('ix_sends_report')
         batch_op.drop_index('ix_sends_claim')
         batch_op.drop_index('ix_sends_batch')
 
     op.drop_table('sends')
+    with op.batch_alter_table('item_categories', schema=None) as batch_op:
+        batch_op.drop_index('ix_item_categories_category')
+
+    op.drop_table('item_categories')
     with op.batch_alter_table('subscriptions', schema=None) as batch_op:
         batch_op.drop_index('ix_subscriptions_list_status')
 
     op.drop_table('subscriptions')
+    op.drop_table('send_plans')
+    with op.batch_alter_table('send_batches', schema=None) as batch_op:
+        batch_op.drop_index('ix_send_batches_status')
+
     op.drop_table('send_batches')
+    op.drop_table('report_sends')
     with op.batch_alter_table('links', schema=None) as batch_op:
         batch_op.drop_index('ix_links_occurrence')
 
@@ -272,10 +367,20 @@ def downgrade() -> None:
         batch_op.drop_index('ix_subscribers_language')
 
     op.drop_table('subscribers')
+    op.drop_table('report_watermark')
+    with op.batch_alter_table('report_seen', schema=None) as batch_op:
+        batch_op.drop_index('ix_report_seen_batch')
+
+    op.drop_table('report_seen')
+    op.drop_table('report_counts')
     with op.batch_alter_table('occurrences', schema=None) as batch_op:
         batch_op.drop_index('ix_occurrences_due')
 
     op.drop_table('occurrences')
+    with op.batch_alter_table('login_failures', schema=None) as batch_op:
+        batch_op.drop_index('ix_login_failures_key_at')
+
+    op.drop_table('login_failures')
     op.drop_table('lists')
     op.drop_table('feeds')
     with op.batch_alter_table('events', schema=None) as batch_op:
