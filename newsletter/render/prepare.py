@@ -1,0 +1,293 @@
+"""Render one (campaign, language): Jinja -> MJML -> HTML once, links registered, text made, MIME prepared."""
+
+from __future__ import annotations
+
+import html as htmllib
+from collections.abc import Sequence
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from markupsafe import Markup
+from sqlalchemy import select
+
+from newsletter import urls
+from newsletter.errors import RenderError
+from newsletter.render import catalogs, content, formatting, samples
+from newsletter.render.environment import language_environment, load_template, render_block, render_error
+from newsletter.render.links import LinkHelper, collect_links, register_links, rewrite_links
+from newsletter.render.message import NAME, Prepared, time_placeholder
+from newsletter.render.mjml import compile_mjml, lint_files, referenced_files
+from newsletter.render.text import html_to_text
+from newsletter.site import Site
+from newsletter.store.tables import lists, occurrences
+from newsletter.tokens import Signer
+
+if TYPE_CHECKING:
+    from newsletter.schedule.model import Schedules
+    from newsletter.store import Store
+
+DEFAULTS: dict[str, Any] = {"deadline": None, "sign_on_url": "", "confirm_url": ""}
+
+
+def resolve_language(site: Site, subscriber_language: str, campaign_languages: Sequence[str]) -> str:
+    """The campaign language a subscriber reads: the first of their fallback chain the campaign has."""
+    offered = {lang.lower(): lang for lang in campaign_languages}
+    for language in site.fallback_chain(subscriber_language.strip().replace("_", "-")):
+        if language.lower() in offered:
+            return offered[language.lower()]
+    if site.default_language in campaign_languages or not campaign_languages:
+        return site.default_language
+    return campaign_languages[0]
+
+
+def check_language(site: Site, language: str) -> str:
+    """`language` if the site offers it, else a RenderError listing what it offers."""
+    formatting.locale(language)  # a code Babel does not know at all
+    if language not in site.languages:
+        raise RenderError(
+            f"{site.config_file} [site] languages: unknown language {language!r}; "
+            f"this site offers {', '.join(site.languages)} (add it there and create "
+            f"{catalogs.po_path(site.templates_dir, language)})"
+        )
+    return language
+
+
+def site_links(site: Site) -> dict[str, str]:
+    table = site.site_table.get("links", {})
+    found = {str(k): str(v) for k, v in table.items()} if isinstance(table, dict) else {}
+    return {"hub": found.get("hub", site.settings["base_url"] + "/"), "declaration_sign_on": "", **found}
+
+
+def prepare(
+    site: Site,
+    *,
+    template: str,
+    language: str,
+    context: dict[str, Any],
+    campaign_id: str,
+    now: datetime,
+    occurrence_id: int | None = None,
+    store: Store | None = None,
+    subject: str | None = None,
+    preheader: str | None = None,
+    sender: tuple[str, str] | None = None,
+    postal_address: str = "",
+    track: bool = True,
+    utm: bool = True,
+    strict: bool = False,
+    list_name: str = "",
+    list_slug: str = "",
+    missing_translation: str = "fallback",
+) -> Prepared:
+    """Render `template` in `language` once, ready for `Prepared.mime(recipient)`.
+
+    Links are rewritten to signed click URLs only with `track`, an `occurrence_id` and a `store`
+    (which gets one `links` row per URL); UTM parameters are added when `utm`. With
+    `missing_translation="block"`, a string the language's catalog lacks raises a RenderError.
+    """
+    check_language(site, language)
+    templates_dir = site.templates_dir
+    base_url = site.settings["base_url"]
+    signer = Signer(site.settings["secret_key"])
+    chain = site.fallback_chain(language)
+
+    language_env = language_environment(templates_dir, chain, strict=strict)
+    env, translations = language_env.env, language_env.translations
+    helper = LinkHelper(campaign_id, language, base_url, utm)
+    times: list[tuple[datetime, str]] = []
+
+    def local(style: str) -> Any:
+        def placeholder(value: datetime) -> Markup:
+            if not isinstance(value, datetime) or value.tzinfo is None:
+                raise RenderError(f"local_{style}() needs an aware datetime, got {value!r}")
+            times.append((value, style))
+            return Markup(time_placeholder(len(times) - 1))
+
+        return placeholder
+
+    sender_name, sender_email = sender or (site.name, f"newsletter@{_host(base_url)}")
+    values: dict[str, Any] = {
+        **DEFAULTS,
+        "lang": language,
+        "dir": formatting.direction(language),
+        "start": "right" if formatting.direction(language) == "rtl" else "left",
+        "site_name": site.name,
+        "site_links": site_links(site),
+        "list_name": list_name or site.name,
+        "postal_address": postal_address,
+        "recipient_name": Markup(NAME),
+        "unsubscribe_url": urls.unsubscribe_url(base_url),
+        "preferences_url": urls.preferences_url(base_url),
+        "view_url": urls.view_url(base_url, signer, occurrence_id, language) if occurrence_id else "",
+        "subject_text": subject or "",
+        "preheader_text": preheader or "",
+        **context,
+        "link": helper,
+        "local_datetime": local("datetime"),
+        "local_time": local("time"),
+        "format_date": lambda value: formatting.format_date(value, language),
+        "format_number": lambda value: formatting.format_number(value, language),
+    }
+    with language_env.lock:
+        language_env.missing.clear()
+        tmpl = load_template(env, template, templates_dir)
+        try:
+            source = tmpl.render(values)
+            subject_text = subject or htmllib.unescape(render_block(tmpl, "subject", values))
+            preheader_text = preheader or htmllib.unescape(render_block(tmpl, "preheader", values))
+            name_fallback = translations.gettext("friend")
+        except RenderError:
+            raise
+        except Exception as exc:  # Jinja reports template errors as many exception types
+            raise render_error(exc, template, templates_dir) from None
+        missing = list(language_env.missing)
+    if missing_translation == "block" and missing:
+        strings = ", ".join(repr(m) for m in missing[:5])
+        raise RenderError(
+            f"campaign {campaign_id!r} blocks on missing translations: language {language!r} lacks "
+            f"{len(missing)} string(s) in {catalogs.po_path(templates_dir, language)}: {strings}; "
+            "translate them (newsletter i18n update) or set missing_translation: fallback"
+        )
+
+    files = referenced_files(env, template + ".mjml", templates_dir)
+    if strict:
+        problems = lint_files(files)
+        if problems:
+            raise RenderError(problems[0])
+    html = compile_mjml(source, template, files)
+
+    found = collect_links(html, helper)
+    targets: dict[str, str] = {}
+    link_rows: list[tuple[int | None, str, str]] = [(None, url, label) for url, label in found]
+    if track and occurrence_id is not None and store is not None:
+        ids = register_links(
+            store,
+            occurrence_id=occurrence_id,
+            campaign_id=campaign_id,
+            language=language,
+            found=found,
+            now=now,
+        )
+        targets = {url: urls.click_url(base_url, signer, ids[url]) for url, _ in found}
+        link_rows = [(ids[url], url, label) for url, label in found]
+    html = rewrite_links(html, helper, targets)
+    text = html_to_text(html)
+    if track and occurrence_id is not None:
+        pixel = f'<img src="{urls.open_url(base_url)}" width="1" height="1" alt="" style="border:0">'
+        html = html.replace("</body>", pixel + "</body>", 1)
+    return Prepared(
+        language=language,
+        subject=subject_text,
+        preheader=preheader_text,
+        from_name=sender_name,
+        from_email=sender_email,
+        html=html,
+        text=text,
+        links=link_rows,
+        campaign_id=campaign_id,
+        occurrence_id=occurrence_id,
+        base_url=base_url,
+        signer=signer,
+        now=now,
+        times=times,
+        name_fallback=name_fallback,
+        default_timezone=_default_timezone(values),
+        list_id=_list_id(list_slug),
+        missing=missing,
+    )
+
+
+def _host(base_url: str) -> str:
+    return base_url.split("://", 1)[-1].split("/", 1)[0].split(":", 1)[0] or "localhost"
+
+
+def _list_id(slug: str) -> str:
+    return "".join(c if c.isascii() and c.isalnum() else "-" for c in slug.lower()).strip("-")[:60]
+
+
+def _default_timezone(values: dict[str, Any]) -> str:
+    event = values.get("event")
+    if isinstance(event, dict) and event.get("timezone"):
+        return str(event["timezone"])
+    return "UTC"
+
+
+def sample_context(site: Site, language: str, now: datetime) -> dict[str, Any]:
+    """Context for previews and checks: sample items, the April webinar, the sign-on deadline."""
+    chain = site.fallback_chain(language)
+    return {
+        "items": [
+            content.item_view(i, language, note=i["language"] != language) for i in samples.sample_items(now)
+        ],
+        "event": content.event_view(samples.sample_event(), chain),
+        "deadline": content.event_view(samples.sample_deadline(), chain),
+        "confirm_url": urls.confirm_url(
+            site.settings["base_url"], Signer(site.settings["secret_key"]), 0, 0, now.timestamp()
+        ),
+    }
+
+
+def prepare_occurrence(
+    site: Site,
+    occurrence_id: int,
+    language: str,
+    now: datetime,
+    *,
+    schedules: Schedules | None = None,
+) -> Prepared:
+    """Prepare the message of a stored occurrence in `language`, from its campaign and event."""
+    store = site.store
+    if schedules is None:
+        from newsletter.schedule.config import load_schedules
+
+        schedules = load_schedules(site)
+    with store.read() as conn:
+        row = conn.execute(select(occurrences).where(occurrences.c.id == occurrence_id)).first()
+        if row is None:
+            raise RenderError(f"occurrence {occurrence_id}: no such occurrence (see `newsletter plan`)")
+        campaign = schedules.campaigns.get(row.campaign)
+        if campaign is None:
+            raise RenderError(
+                f"occurrence {occurrence_id}: campaign {row.campaign!r} is not in {schedules.source}"
+            )
+        event = schedules.events.get(row.event_id) if row.event_id else None
+        if row.event_id and event is None:
+            raise RenderError(
+                f"occurrence {occurrence_id}: event {row.event_id!r} is not in {schedules.source}"
+            )
+        mlist = None
+        if campaign.audience.lists:
+            mlist = conn.execute(select(lists).where(lists.c.slug == campaign.audience.lists[0])).first()
+        due_at = row.due_at
+        context = content.occurrence_context(
+            conn,
+            campaign=campaign,
+            event=event,
+            session_id=row.session,
+            chain=site.fallback_chain(language),
+            due_at=due_at,
+        )
+    sender = (mlist.sender_name, mlist.sender_email) if mlist is not None else None
+    list_name = ""
+    if mlist is not None:
+        names = mlist.name or {}
+        list_name = names.get(language) or names.get(mlist.default_language) or mlist.slug
+    return prepare(
+        site,
+        template=campaign.template,
+        language=language,
+        context=context,
+        campaign_id=campaign.id,
+        now=now,
+        occurrence_id=occurrence_id,
+        store=store,
+        subject=campaign.subject.get(language),
+        preheader=campaign.preheader.get(language),
+        sender=sender,
+        postal_address=mlist.postal_address if mlist is not None else "",
+        track=campaign.track,
+        utm=campaign.utm,
+        list_name=list_name,
+        list_slug=mlist.slug if mlist is not None else "",
+        missing_translation=campaign.missing_translation,
+    )
