@@ -1,0 +1,293 @@
+"""Benchmark of the send stage: messages handed over per second by each transport, and memory.
+
+    .venv/bin/python bench/send.py [--recipients 100000] [--sizes 10000,100000,1000000]
+                                   [--outbox 10000] [--smtp 5000] [--ledger 100000]
+
+On a copy of the example site (SQLite in a temp folder), the digest is prepared once per language
+(as bench/render.py does), then recipients are streamed across the five languages and handed to:
+1. the SendGrid transport (official client) against a local stand-in answering 202 at once, in its
+   own process: requests (1000 recipients each), wall time, messages/s handed over;
+2. peak RSS of a fresh process doing (1) for each of --sizes: flat means memory does not grow with
+   the number of recipients;
+3. the outbox transport (.eml files/s) and SMTP to aiosmtpd in its own process (messages/s, one
+   reused connection);
+4. the whole ledger on SQLite: enqueue (rows/s) and drain through the SendGrid stand-in (messages/s).
+Every figure comes with its ratio to the bare floor measured in the same run: bench/render.py's
+`floor_run`, one HMAC token and a `str.replace` of the same tokens into the same compiled HTML.
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.server
+import json
+import os
+import resource
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH.parent))
+sys.path.insert(0, str(BENCH))
+
+import render as render_bench  # noqa: E402  (bench/render.py: the site, recipients, the floor)
+
+from newsletter.render import Prepared, prepare, sample_context  # noqa: E402
+from newsletter.send.transports.outbox import OutboxTransport  # noqa: E402
+from newsletter.send.transports.sendgrid import SendGridTransport  # noqa: E402
+from newsletter.send.transports.smtp import SMTPTransport  # noqa: E402
+
+LANGUAGES = render_bench.LANGUAGES
+NOW = render_bench.NOW
+
+
+# ---------------------------------------------------------------- stand-ins, each in its own process
+
+
+class _Accept(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        self.send_response(202)
+        self.send_header("X-Message-Id", "bench")
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+def serve_sendgrid() -> None:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Accept)
+    print(server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+def serve_smtp() -> None:
+    from aiosmtpd.controller import Controller
+
+    class Sink:
+        async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+            return "250 OK"
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    controller = Controller(Sink(), hostname="127.0.0.1", port=port)
+    controller.start()
+    print(port, flush=True)
+    sys.stdin.read()  # until the parent closes our stdin
+    controller.stop()
+
+
+def start(mode: str) -> tuple[subprocess.Popen[str], int]:
+    proc = subprocess.Popen(
+        [sys.executable, __file__, mode], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None
+    return proc, int(proc.stdout.readline())
+
+
+def stop(proc: subprocess.Popen[str]) -> None:
+    if proc.stdin:
+        proc.stdin.close()
+    proc.terminate()
+    proc.wait(10)
+
+
+# ---------------------------------------------------------------- runs
+
+
+def prepared_digest(site: Any, occurrence: int) -> dict[str, Prepared]:
+    return {
+        lang: prepare(
+            site,
+            template="digest",
+            language=lang,
+            context=sample_context(site, lang, NOW),
+            campaign_id="weekly-digest",
+            now=NOW,
+            occurrence_id=occurrence,
+            store=site.store,
+        )
+        for lang in LANGUAGES
+    }
+
+
+def batches(stream: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    """Per-language batches of `size` from a mixed stream, as the ledger's claims are."""
+    pending: dict[str, list[Any]] = {}
+    for r in stream:
+        batch = pending.setdefault(r.language, [])
+        batch.append(r)
+        if len(batch) == size:
+            yield batch
+            pending[r.language] = []
+    yield from (b for b in pending.values() if b)
+
+
+def hand_over(transport: Any, prepared: dict[str, Prepared], n: int) -> tuple[float, float]:
+    start, cpu = time.perf_counter(), time.process_time()
+    for batch in batches(render_bench.recipients(n), transport.batch_size):
+        transport.send_batch(prepared[batch[0].language], batch)
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def memory_child(n: int, port: int) -> None:
+    """Stream n recipients through SendGrid in this fresh process; print peak RSS in KB."""
+    with tempfile.TemporaryDirectory() as tmp:
+        site = render_bench.make_site(Path(tmp))
+        prepared = prepared_digest(site, render_bench.add_occurrence(site))
+        transport = SendGridTransport("SG.bench", f"http://127.0.0.1:{port}", timeout=30)
+        hand_over(transport, prepared, n)
+        print(json.dumps({"rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+        site.close()
+
+
+def ledger_run(site: Any, n: int, port: int) -> tuple[float, float]:
+    """Enqueue n subscribers of a fresh occurrence and drain it through the SendGrid stand-in."""
+    from sqlalchemy import select
+
+    from newsletter.schedule.occurrences import create_adhoc
+    from newsletter.send.engine import drain, enqueue_occurrence
+    from newsletter.store.tables import lists, subscribers, subscriptions
+
+    (site.root / "schedules.yaml").write_text(
+        "events: []\ncampaigns:\n  - id: weekly-digest\n    template: digest\n"
+        "    audience: {lists: [members]}\n    languages: [en, fr, es, ru, pt]\n"
+        "    trigger: {every: monday 09:00 Europe/London}\n",
+        encoding="utf-8",
+    )
+    with site.store.write() as conn:
+        list_id = conn.scalar(select(lists.c.id).where(lists.c.slug == "members"))
+        for start in range(0, n, 10_000):
+            chunk = range(start, min(n, start + 10_000))
+            conn.execute(
+                subscribers.insert(),
+                [
+                    {
+                        "id": i + 1,
+                        "email": f"reader{i}@example.org",
+                        "name": "",
+                        "language": LANGUAGES[i % 5],
+                        "timezone": "UTC",
+                        "country": "",
+                        "attributes": {},
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                    }
+                    for i in chunk
+                ],
+            )
+            conn.execute(
+                subscriptions.insert(),
+                [
+                    {
+                        "subscriber_id": i + 1,
+                        "list_id": list_id,
+                        "status": "confirmed",
+                        "soft_bounces": 0,
+                        "created_at": NOW,
+                        "updated_at": NOW,
+                    }
+                    for i in chunk
+                ],
+            )
+    occurrence = create_adhoc(site, "weekly-digest", now=NOW)
+    t = time.perf_counter()
+    enqueue_occurrence(site, occurrence, NOW)
+    enqueued = time.perf_counter() - t
+    transport = SendGridTransport("SG.bench", f"http://127.0.0.1:{port}", timeout=30)
+    t = time.perf_counter()
+    tally = drain(site, transport, worker="bench", occurrence_id=occurrence)
+    assert tally.sent == n, tally
+    return enqueued, time.perf_counter() - t
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--recipients", type=int, default=100_000)
+    parser.add_argument("--sizes", default="10000,100000,1000000")
+    parser.add_argument("--outbox", type=int, default=10_000)
+    parser.add_argument("--smtp", type=int, default=5_000)
+    parser.add_argument("--ledger", type=int, default=100_000)
+    args = parser.parse_args()
+    sendgrid, sg_port = start("--serve-sendgrid")
+    smtp, smtp_port = start("--serve-smtp")
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            site = render_bench.make_site(Path(tmp))
+            prepared = prepared_digest(site, render_bench.add_occurrence(site))
+            n = args.recipients
+            floor_wall, floor_cpu, _ = render_bench.floor_run(prepared, n)
+            floor, floor_per_cpu = n / floor_wall, n / floor_cpu
+            print(
+                f"baseline: bare floor (token + str.replace into the compiled HTML): {floor:,.0f} /s wall, "
+                f"{floor_per_cpu:,.0f} /s per CPU-second (load average {os.getloadavg()[0]:.1f})"
+            )
+
+            def report(label: str, count: int, wall: float, cpu: float, unit: str = "messages") -> None:
+                # CPU seconds of this process too: the machine may be shared, and waiting is not work.
+                print(
+                    f"{label}: {count:,} {unit} in {wall:.2f} s = {count / wall:,.0f} /s wall "
+                    f"({count / cpu:,.0f} /s per CPU-second); "
+                    f"ratio to floor {count / wall / floor:.2f} wall, {count / cpu / floor_per_cpu:.2f} CPU"
+                )
+
+            transport = SendGridTransport("SG.bench", f"http://127.0.0.1:{sg_port}", timeout=30)
+            wall, cpu = hand_over(transport, prepared, n)
+            report(f"1. SendGrid, {transport.requests} requests", n, wall, cpu)
+            print(
+                f"   30,000/s floor: {'met' if n / wall >= 30_000 else 'NOT met'} wall, "
+                f"{'met' if n / cpu >= 30_000 else 'NOT met'} per CPU-second"
+            )
+
+            print("2. peak RSS of a fresh process streaming N recipients through SendGrid")
+            for size in (int(s) for s in args.sizes.split(",")):
+                out = subprocess.run(
+                    [sys.executable, __file__, "--memory", str(size), str(sg_port)],
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                )
+                print(f"   {size:>9,}: {json.loads(out.stdout)['rss_kb'] / 1024:7.1f} MB")
+
+            outbox = OutboxTransport(Path(tmp) / "outbox")
+            wall, cpu = hand_over(outbox, prepared, args.outbox)
+            report("3. outbox", args.outbox, wall, cpu, "files")
+            smtp_transport = SMTPTransport("127.0.0.1", smtp_port, starttls=False, timeout=30)
+            wall, cpu = hand_over(smtp_transport, prepared, args.smtp)
+            smtp_transport.close()
+            report(f"   SMTP to aiosmtpd, {smtp_transport.connections} connection(s)", args.smtp, wall, cpu)
+
+            if args.ledger:
+                enqueued, drained = ledger_run(site, args.ledger, sg_port)
+                print(
+                    f"4. ledger on SQLite, {args.ledger:,} recipients: "
+                    f"enqueue {args.ledger / enqueued:,.0f} rows/s, "
+                    f"drain through SendGrid {args.ledger / drained:,.0f} /s "
+                    f"(ratio to floor {args.ledger / drained / floor:.2f}); "
+                    f"end to end {args.ledger / (enqueued + drained):,.0f} /s"
+                )
+            site.close()
+    finally:
+        stop(sendgrid)
+        stop(smtp)
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--serve-sendgrid"]:
+        serve_sendgrid()
+    elif sys.argv[1:2] == ["--serve-smtp"]:
+        serve_smtp()
+    elif sys.argv[1:2] == ["--memory"]:
+        memory_child(int(sys.argv[2]), int(sys.argv[3]))
+    else:
+        main()

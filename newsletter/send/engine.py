@@ -1,0 +1,323 @@
+"""Drain the ledger through a transport: deliver claimed batches, send an occurrence, send one message.
+
+Each step is recorded in the ledger before the next one happens (see ledger.py for the states); the
+rows themselves are written first by `enqueue_occurrence` (enqueue.py, re-exported here).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from newsletter.errors import SendError, TransportAuthError
+from newsletter.send import ledger
+from newsletter.send.enqueue import campaign_of, enqueue_occurrence
+from newsletter.send.ratelimit import RateLimiter, limiter_for
+from newsletter.send.transports.base import BatchRejected, InDoubtError, TransientError, Transport
+from newsletter.store import Store, now_utc
+
+__all__ = [
+    "Tally",
+    "PreparedCache",
+    "campaign_of",
+    "enqueue_occurrence",
+    "deliver",
+    "drain",
+    "send_occurrence",
+    "send_single",
+]
+
+Progress = Callable[[int, int], None]  # (messages done, total)
+
+
+@dataclass
+class Tally:
+    """What a drain did."""
+
+    sent: int = 0
+    failed: int = 0
+    in_doubt: int = 0
+    suppressed: int = 0
+    requeued: int = 0
+    batches: int = 0
+    errors: list[str] = field(default_factory=list)
+
+    def add(self, other: Tally) -> None:
+        for name in ("sent", "failed", "in_doubt", "suppressed", "requeued", "batches"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.errors.extend(other.errors)
+
+
+# ---------------------------------------------------------------- deliver
+
+
+def recipients_of(claim: ledger.Claim) -> list[Any]:
+    from newsletter.render import Recipient
+
+    return [
+        Recipient(r.send_id, r.email, r.name, r.language, r.subscriber_id, r.timezone) for r in claim.rows
+    ]
+
+
+def deliver(
+    store: Store,
+    transport: Transport,
+    claim: ledger.Claim,
+    prepared: Any,
+    *,
+    lease: float,
+    limiter: RateLimiter | None = None,
+    clock: Callable[[], datetime] = now_utc,
+) -> Tally:
+    """Hand one claimed batch to the transport, recording each step in the ledger before the next."""
+    tally = Tally(batches=1, suppressed=claim.suppressed)
+    recipients = recipients_of(claim)
+    if not recipients:
+        return tally
+    if transport.mode == "message":
+        return _deliver_each(store, transport, claim, prepared, recipients, lease, limiter, clock, tally)
+    if limiter is not None:
+        limiter.acquire(len(recipients))
+    if ledger.mark_in_flight(store, claim.batch_id, clock(), lease) != len(recipients):
+        tally.errors.append(f"batch {claim.batch_id} was taken over by another worker; not sent from here")
+        return tally
+    try:
+        result = transport.send_batch(prepared, recipients)
+    except TransportAuthError as exc:
+        _pause(store, claim, exc, clock())
+        tally.requeued += len(recipients)
+        tally.errors.append(str(exc))
+        raise
+    except InDoubtError as exc:
+        ledger.close_batch(store, claim.batch_id, "in_doubt", str(exc), clock(), provider_id=exc.provider_id)
+        tally.in_doubt += len(recipients)
+        tally.errors.append(str(exc))
+    except TransientError as exc:
+        ledger.close_batch(store, claim.batch_id, "released", str(exc), clock())
+        tally.requeued += len(recipients)
+        tally.errors.append(str(exc))
+    except Exception as exc:
+        # BatchRejected (SendGrid's 400 text), or a fault before anything left: the batch fails
+        # with the reason; retrying the same request would fail the same way.
+        reason = str(exc) if isinstance(exc, BatchRejected) else f"{type(exc).__name__}: {exc}"
+        ledger.close_batch(store, claim.batch_id, "failed", reason, clock())
+        tally.failed += len(recipients)
+        tally.errors.append(reason)
+    else:
+        ledger.mark_sent(
+            store,
+            claim.batch_id,
+            result.message_ids,
+            clock(),
+            provider_id=result.provider_id,
+            failed=result.failed,
+        )
+        tally.sent += len(result.message_ids)
+        tally.failed += len(result.failed)
+    return tally
+
+
+def _deliver_each(
+    store: Store,
+    transport: Transport,
+    claim: ledger.Claim,
+    prepared: Any,
+    recipients: list[Any],
+    lease: float,
+    limiter: RateLimiter | None,
+    clock: Callable[[], datetime],
+    tally: Tally,
+) -> Tally:
+    """One message at a time, each marked in flight before and sent after: a crash leaves one in doubt."""
+    doubted = False
+    for index, recipient in enumerate(recipients):
+        if limiter is not None:
+            limiter.acquire(1)
+        if not ledger.mark_in_flight(store, claim.batch_id, clock(), lease, [recipient.send_id]):
+            tally.errors.append(f"batch {claim.batch_id} was taken over by another worker; stopped here")
+            return tally
+        try:
+            result = transport.send_batch(prepared, [recipient])
+        except InDoubtError as exc:
+            ledger.close_batch(
+                store,
+                claim.batch_id,
+                "in_doubt",
+                str(exc),
+                clock(),
+                send_ids=[recipient.send_id],
+                final=False,
+            )
+            tally.in_doubt += 1
+            tally.errors.append(str(exc))
+            doubted = True
+            continue
+        except (TransientError, TransportAuthError) as exc:
+            rest = [r.send_id for r in recipients[index:]]
+            ledger.close_batch(
+                store, claim.batch_id, "released", str(exc), clock(), send_ids=rest, final=False
+            )
+            _end_batch(store, claim.batch_id, doubted, clock())
+            tally.requeued += len(rest)
+            tally.errors.append(str(exc))
+            if isinstance(exc, TransportAuthError):
+                _pause(store, claim, exc, clock())
+                raise
+            return tally
+        except Exception as exc:
+            reason = f"{type(exc).__name__}: {exc}"
+            ledger.close_batch(
+                store, claim.batch_id, "failed", reason, clock(), send_ids=[recipient.send_id], final=False
+            )
+            tally.failed += 1
+            tally.errors.append(reason)
+            continue
+        ledger.mark_sent(
+            store, claim.batch_id, result.message_ids, clock(), failed=result.failed, final=False
+        )
+        tally.sent += len(result.message_ids)
+        tally.failed += len(result.failed)
+    _end_batch(store, claim.batch_id, doubted, clock())
+    return tally
+
+
+def _end_batch(store: Store, batch_id: int, doubted: bool, now: datetime) -> None:
+    if doubted:
+        ledger.close_batch(store, batch_id, "in_doubt", "a message was in doubt", now, send_ids=[])
+    else:
+        ledger.mark_sent(store, batch_id, {}, now)
+
+
+def _pause(store: Store, claim: ledger.Claim, exc: Exception, now: datetime) -> None:
+    ledger.close_batch(store, claim.batch_id, "released", str(exc), now)
+    ledger.pause_occurrence(store, claim.occurrence_id, f"sending paused: {exc}", now)
+
+
+# ---------------------------------------------------------------- in-process drains
+
+
+class PreparedCache:
+    """Prepared messages per (occurrence, language), rendered once and kept for `max_age`."""
+
+    def __init__(self, site: Any, max_age: timedelta = timedelta(hours=1)):
+        self.site = site
+        self.max_age = max_age
+        self._cache: dict[tuple[int, str], tuple[datetime, Any]] = {}
+
+    def get(self, occurrence_id: int, language: str, now: datetime) -> Any:
+        key = (occurrence_id, language)
+        found = self._cache.get(key)
+        if found is None or now - found[0] > self.max_age:
+            from newsletter.render import prepare_occurrence
+
+            if len(self._cache) > 64:
+                self._cache.clear()
+            found = (now, prepare_occurrence(self.site, occurrence_id, language, now))
+            self._cache[key] = found
+        return found[1]
+
+
+def drain(
+    site: Any,
+    transport: Transport,
+    *,
+    worker: str,
+    occurrence_id: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+    cache: PreparedCache | None = None,
+) -> Tally:
+    """Claim and deliver batches until none is due (or `stop()`); transient failures end the drain."""
+    s = site.settings
+    limiter = limiter_for(transport.name, s["rate_per_second"], s["rate_per_hour"])
+    size = transport.batch_size
+    if s["rate_per_hour"]:
+        size = min(size, s["rate_per_hour"])
+    if s["rate_per_second"]:
+        # A claim must go out well within its lease, waits for the rate limit included.
+        size = min(size, int(s["rate_per_second"] * s["send_lease"] / 2))
+    size = max(1, size)
+    cache = cache or PreparedCache(site)
+    tally = Tally()
+    while not stop():
+        now = now_utc()
+        claim = ledger.claim_batch(
+            site.store,
+            transport=transport.name,
+            worker=worker,
+            limit=size,
+            now=now,
+            lease=s["send_lease"],
+            occurrence_id=occurrence_id,
+        )
+        if claim is None:
+            break
+        try:
+            prepared = cache.get(claim.occurrence_id, claim.language, now) if claim.rows else None
+        except Exception as exc:
+            # A template or catalog error does not go away by retrying: pause with the reason.
+            reason = f"cannot render {claim.language}: {type(exc).__name__}: {exc}"
+            _pause(site.store, claim, SendError(reason), now_utc())
+            tally.errors.append(reason)
+            tally.requeued += len(claim.rows)
+            continue
+        done = deliver(site.store, transport, claim, prepared, lease=s["send_lease"], limiter=limiter)
+        tally.add(done)
+        if progress is not None:
+            progress(done.sent + done.failed + done.in_doubt + done.suppressed)
+        if done.requeued:
+            break  # the transport is failing for now: leave the rest to a later run
+    return tally
+
+
+def send_occurrence(
+    site: Any,
+    occurrence_id: int,
+    now: datetime,
+    transport: Transport | None = None,
+    progress: Progress | None = None,
+) -> Tally:
+    """Enqueue an occurrence and drain it in this process; rows due later stay queued for the worker."""
+    from newsletter.send import get_transport
+
+    total = enqueue_occurrence(site, occurrence_id, now)
+    own = transport is None
+    transport = transport or get_transport(site)
+    done = 0
+
+    def step(n: int) -> None:
+        nonlocal done
+        done += n
+        if progress is not None:
+            progress(done, total)
+
+    try:
+        return drain(
+            site, transport, worker=ledger.worker_name("send"), occurrence_id=occurrence_id, progress=step
+        )
+    except TransportAuthError as exc:
+        raise TransportAuthError(
+            f"{exc}; occurrence {occurrence_id} is paused, the rest of its recipients still queued: "
+            f"`newsletter resume-send {occurrence_id}` once fixed"
+        ) from None
+    finally:
+        if own:
+            transport.close()
+
+
+def send_single(site: Any, prepared: Any, recipient: Any, transport: Transport | None = None) -> str:
+    """Send one message outside any campaign ledger (test copies, confirmations); its message id."""
+    from newsletter.send import get_transport
+
+    own = transport is None
+    transport = transport or get_transport(site)
+    try:
+        result = transport.send_batch(prepared, [recipient])
+    finally:
+        if own:
+            transport.close()
+    if result.failed:
+        raise SendError(f"{recipient.email}: {next(iter(result.failed.values()))}")
+    return result.provider_id or next(iter(result.message_ids.values()), "")

@@ -1,0 +1,175 @@
+"""Fill the ledger for an occurrence: one row per (occurrence, subscriber), before anything leaves.
+
+The audience is streamed with keyset pagination, each page inserted in one transaction together with
+the cursor (`send_plans`), so an interrupted enqueue resumes where it stopped and a repeated one adds
+nothing; ON CONFLICT DO NOTHING keeps a racing second enqueuer harmless too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from newsletter.audience.select import stream_audience
+from newsletter.audience.subscribers import email_hash
+from newsletter.errors import ConfigError, SendError
+from newsletter.send import ledger
+from newsletter.store import Store
+from newsletter.store.tables import occurrences, send_plans, sends, suppressions
+
+PAGE = 1000
+
+
+def campaign_of(site: Any, name: str) -> Any:
+    from newsletter.schedule.config import load_schedules
+
+    campaign = load_schedules(site).campaigns.get(name)
+    if campaign is None:
+        raise ConfigError(f"{site.schedules_file}: campaign {name!r} is not defined any more")
+    return campaign
+
+
+def enqueue_occurrence(site: Any, occurrence_id: int, now: datetime) -> int:
+    """Write the ledger rows of an occurrence's audience (idempotent, resumable); returns rows to send."""
+    from newsletter.render import resolve_language
+    from newsletter.schedule.times import recipient_time
+
+    store: Store = site.store
+    with store.read() as conn:
+        occ = conn.execute(select(occurrences).where(occurrences.c.id == occurrence_id)).first()
+    if occ is None:
+        raise SendError(f"occurrence {occurrence_id} does not exist")
+    campaign = campaign_of(site, occ.campaign)
+    languages = tuple(occ.languages or campaign.languages)
+    timed = campaign.local_time is not None or campaign.quiet_hours is not None
+    with store.write() as conn:
+        plan = conn.execute(select(send_plans).where(send_plans.c.occurrence_id == occurrence_id)).first()
+        if plan is None:
+            conn.execute(
+                send_plans.insert().values(
+                    occurrence_id=occurrence_id,
+                    status="enqueuing",
+                    lists=list(campaign.audience.lists),
+                    last_subscriber_id=0,
+                    total=0,
+                    suppressed=0,
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+            cursor = 0
+        elif plan.status != "enqueuing":
+            return int(plan.total) - int(plan.suppressed)
+        else:
+            cursor = int(plan.last_subscriber_id)
+    language_of: dict[str, str] = {}
+    page: list[Any] = []
+    for person in stream_audience(store, campaign.audience, page=PAGE, after_id=cursor):
+        page.append(person)
+        if len(page) >= PAGE:
+            _insert_page(
+                store,
+                occurrence_id,
+                page,
+                now,
+                language_of,
+                site,
+                languages,
+                resolve_language,
+                (recipient_time, occ, campaign) if timed else None,
+            )
+            page = []
+    if page:
+        _insert_page(
+            store,
+            occurrence_id,
+            page,
+            now,
+            language_of,
+            site,
+            languages,
+            resolve_language,
+            (recipient_time, occ, campaign) if timed else None,
+        )
+    with store.write() as conn:
+        by_status: dict[str, int] = dict(
+            conn.execute(  # type: ignore[arg-type]
+                select(sends.c.status, func.count())
+                .where(sends.c.occurrence_id == occurrence_id)
+                .group_by(sends.c.status)
+            ).all()
+        )
+        conn.execute(
+            update(send_plans)
+            .where(send_plans.c.occurrence_id == occurrence_id, send_plans.c.status == "enqueuing")
+            .values(
+                status="ready",
+                total=sum(by_status.values()),
+                suppressed=by_status.get("suppressed", 0),
+                updated_at=now,
+            )
+        )
+        plan = conn.execute(select(send_plans).where(send_plans.c.occurrence_id == occurrence_id)).one()
+        ledger._maybe_finish(conn, occurrence_id, now)  # an empty audience is done at once
+    return int(plan.total) - int(plan.suppressed)
+
+
+def _insert_page(
+    store: Store,
+    occurrence_id: int,
+    page: list[Any],
+    now: datetime,
+    language_of: dict[str, str],
+    site: Any,
+    languages: tuple[str, ...],
+    resolve_language: Callable[..., str],
+    timing: tuple[Callable[..., datetime], Any, Any] | None,
+) -> None:
+    hashes = {email_hash(p.email): p.id for p in page}
+    rows = []
+    for p in page:
+        if p.language not in language_of:
+            language_of[p.language] = resolve_language(site, p.language, languages)
+        when = None
+        if timing is not None:
+            recipient_time, occ, campaign = timing
+            when = recipient_time(
+                occ.due_at,
+                p.timezone or "UTC",
+                local_time=campaign.local_time,
+                quiet_hours=campaign.quiet_hours,
+                not_after=getattr(occ, "not_after", None),
+            )
+        rows.append(
+            {
+                "occurrence_id": occurrence_id,
+                "subscriber_id": p.id,
+                "email": p.email,
+                "language": language_of[p.language],
+                "status": "pending",
+                "not_before": when,
+                "created_at": now,
+            }
+        )
+    with store.write() as conn:
+        blocked = set(
+            conn.scalars(select(suppressions.c.email_hash).where(suppressions.c.email_hash.in_(list(hashes))))
+        )
+        for row in rows:
+            if email_hash(row["email"]) in blocked:
+                row["status"], row["error"] = "suppressed", "suppressed address"
+            else:
+                row["error"] = None
+        # ON CONFLICT DO NOTHING: a second enqueuer racing on PostgreSQL adds nothing twice.
+        dialect_insert = sqlite.insert if store.is_sqlite else postgresql.insert
+        stmt = dialect_insert(sends).on_conflict_do_nothing(index_elements=["occurrence_id", "subscriber_id"])
+        conn.execute(stmt, rows)
+        conn.execute(
+            update(send_plans)
+            .where(send_plans.c.occurrence_id == occurrence_id)
+            .values(last_subscriber_id=page[-1].id, updated_at=now)
+        )

@@ -1,0 +1,75 @@
+"""The contract every transport keeps: hand a batch of recipients of one prepared message over.
+
+    SendError                     (newsletter.errors)
+    ├── TransportAuthError        401/403: credentials refused; the occurrence pauses
+    ├── BatchRejected             the provider refused this batch (400): failed, not retried
+    ├── TransientError            nothing was accepted (429/5xx/no connection after retries): requeue
+    └── InDoubtError              the request may have been accepted (timeout, dropped after sending)
+
+A transport says how the ledger must drive it (`mode`):
+- "batch": one request carries the whole batch, accepted or not as a whole (SendGrid);
+- "idempotent": handing the same send id over twice delivers once (the outbox), so a batch cut short
+  by a crash is simply handed over again;
+- "message": each message is its own hand-over (SMTP), so the ledger marks every message.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+from newsletter.errors import SendError, TransportAuthError
+
+Mode = Literal["batch", "idempotent", "message"]
+
+__all__ = [
+    "Mode",
+    "Transport",
+    "BatchResult",
+    "BatchRejected",
+    "TransientError",
+    "InDoubtError",
+    "SendError",
+    "TransportAuthError",
+]
+
+
+@dataclass
+class BatchResult:
+    """What a transport reports for a batch it handed over."""
+
+    provider_id: str | None = None  # SendGrid's X-Message-Id for the request
+    message_ids: dict[int, str] = field(default_factory=dict)  # send id -> message id
+    failed: dict[int, str] = field(default_factory=dict)  # send id -> why this recipient was refused
+
+
+class BatchRejected(SendError):
+    """The provider refused the batch as malformed: record its text, do not retry blindly."""
+
+
+class TransientError(SendError):
+    """Nothing was accepted and retries ran out: the batch goes back to the queue."""
+
+
+class InDoubtError(SendError):
+    """The request may have been accepted: never resend blindly, wait for events or an operator."""
+
+    def __init__(self, message: str, provider_id: str | None = None):
+        super().__init__(message)
+        self.provider_id = provider_id
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """Hands prepared messages to a mail system."""
+
+    name: str
+    mode: Mode
+    batch_size: int
+
+    def send_batch(self, prepared: Any, recipients: Sequence[Any]) -> BatchResult:
+        """Hand `prepared` over for `recipients` (newsletter.render.Recipient); raise a SendError."""
+        ...
+
+    def close(self) -> None: ...
