@@ -1,11 +1,16 @@
 """`create_app(site)`: the one Starlette app served by `newsletter serve` and `newsletter run`.
 
 Public and tracking routes come from `newsletter.web.public`, the dashboard from `newsletter.web.admin`.
+The lifespan starts the tracking hit writer and, on shutdown, writes every hit still in memory.
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import BaseRoute, Route
@@ -18,11 +23,43 @@ async def health(_request: Request) -> PlainTextResponse:
 
 
 def create_app(site: Site) -> Starlette:
-    from newsletter.web import admin, public
+    from newsletter.web import admin
+    from newsletter.web.public import Public
 
-    routes: list[BaseRoute] = [Route("/healthz", health)]
-    routes += public.routes(site)
+    public = Public(site)
+
+    @asynccontextmanager
+    async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        public.hits.start()
+        try:
+            yield
+        finally:
+            await run_in_threadpool(public.hits.stop)
+
+    # Starlette tries routes in order: the tracking routes, the busiest by far, go first.
+    routes: list[BaseRoute] = public.routes()
+    routes += [Route("/healthz", health)]
     routes += admin.routes(site)
-    app = Starlette(routes=routes)
+    app = Starlette(routes=routes, lifespan=lifespan)
     app.state.site = site
+    app.state.public = public
     return app
+
+
+def serve(site: Site, host: str | None = None, port: int | None = None) -> None:
+    """Serve the app with uvicorn (uvloop + httptools: see bench/track.py) until SIGINT/SIGTERM."""
+    import uvicorn
+
+    uvicorn.run(
+        create_app(site),
+        host=host or site.settings["host"],
+        port=int(port if port is not None else site.settings["port"]),
+        loop="uvloop",
+        http="httptools",
+        ws="none",
+        lifespan="on",
+        proxy_headers=True,
+        log_level="info",
+        access_log=False,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,11 +1,372 @@
-"""Public pages and tracking routes (opens, clicks, unsubscribe, preferences, subscribe, webhook)."""
+"""Public pages and tracking routes: opens, clicks, unsubscribe, preferences, subscribe, archive, webhook.
+
+Handlers are thin: read the signed token, call the core (`track`, `audience.status`,
+`audience.signup`), answer. The tracking routes never wait for the database: a hit goes into the
+`HitBuffer`, which the app's lifespan starts and, on shutdown, drains.
+"""
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute
+import asyncio
+import hashlib
+import secrets
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
+from babel import Locale
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from sqlalchemy import select
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from newsletter.audience import status as substatus
+from newsletter.errors import NewsletterError
 from newsletter.site import Site
+from newsletter.store import now_utc
+from newsletter.store.tables import sends, subscribers
+from newsletter.tokens import Signer
+from newsletter.track import webhook
+from newsletter.track.hits import Hit, HitBuffer, Policy
+from newsletter.track.ip import anonymize
+from newsletter.track.links import Link, LinkCache
+from newsletter.urls import read_link, read_recipient
+from newsletter.web.i18n import negotiate, translations
+
+HERE = Path(__file__).parent
+GIF = (
+    b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
+    b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
+)
+NO_STORE = {"cache-control": "no-store, private", "referrer-policy": "no-referrer"}
+ANONYMOUS = "-"  # the recipient part of links in archive copies: a click, but nobody's
+CSRF_COOKIE = "nl_csrf"
+ONE_CLICK = ("List-Unsubscribe", "One-Click")
+
+
+class Public:
+    """The state behind the public routes of one site."""
+
+    def __init__(self, site: Site):
+        self.site = site
+        s = site.settings
+        self.signer = Signer(s["secret_key"])
+        self.links = LinkCache(site.store)
+        self.ip_key = hashlib.sha256(b"ip:" + str(s["secret_key"]).encode()).digest()
+        self.policy = Policy(s["ip_privacy"], self.ip_key, bool(s["track_individual"]))
+        self.hits = HitBuffer(
+            site.store, self.links, self.policy, float(s["hit_flush_interval"]), writer=s["hit_writer"]
+        )
+        self.secure = str(s["base_url"]).startswith("https://")
+        self.env = Environment(
+            loader=FileSystemLoader(HERE / "templates" / "public"),
+            autoescape=select_autoescape(["html"]),
+        )
+        self._attempts: dict[str, deque[float]] = {}
+        self._archive: dict[tuple[int, str], str] = {}
+        self.link_tokens: dict[str, Link] = {}
+        self.redirects: dict[int, Response] = {}
+        self._loading: dict[int, asyncio.Future[Link | None]] = {}
+        self.conversion_param = str(s["conversion_param"])
+
+    def routes(self) -> list[BaseRoute]:
+        return [
+            Route("/c/{link}/{r}", self.click, methods=["GET", "HEAD"]),
+            Route("/o/{r}.gif", self.open_pixel, methods=["GET"]),
+            Route("/s/{token}.gif", self.conversion, methods=["GET"]),
+            Route("/u/{r}", self.unsubscribe, methods=["GET", "POST"]),
+            Route("/p/{r}", self.preferences, methods=["GET", "POST"]),
+            Route("/subscribe/{slug}", self.subscribe, methods=["GET", "POST"]),
+            Route("/confirm/{token}", self.confirm, methods=["GET", "POST"]),
+            Route("/v/{token}", self.view, methods=["GET"]),
+            Route("/webhooks/sendgrid", self.sendgrid, methods=["POST"]),
+            Mount("/static/public", StaticFiles(directory=HERE / "static" / "public"), name="public-static"),
+        ]
+
+    # ------------------------------------------------------------------ tracking
+
+    def _hit(self, request: Request, kind: str, send_id: int | None, link_id: int | None) -> None:
+        # Straight from the ASGI scope: the hot path of every open and click.
+        scope = request.scope
+        client = scope.get("client")
+        ua = b""
+        for name, value in scope["headers"]:
+            if name == b"user-agent":
+                ua = value
+                break
+        ip = client[0] if client else ""
+        self.hits.add(Hit(kind, send_id, link_id, scope["method"], ua.decode("latin-1"), ip, now_utc()))
+
+    async def open_pixel(self, request: Request) -> Response:
+        try:
+            send_id = read_recipient(self.signer, request.path_params["r"])
+            if send_id is not None:
+                self._hit(request, "open", send_id, None)
+        except Exception:  # noqa: BLE001 - the pixel must answer whatever happens to the hit
+            pass
+        return Response(GIF, media_type="image/gif", headers=NO_STORE)
+
+    async def click(self, request: Request) -> Response:
+        token, r = request.path_params["link"], request.path_params["r"]
+        send_id = None if r == ANONYMOUS else read_recipient(self.signer, r)
+        if send_id is None and r != ANONYMOUS:
+            return self.not_found(request)
+        # A link token is shared by every recipient of a message, so its verdict is remembered.
+        link = self.link_tokens.get(token)
+        if link is None:
+            link = await self._link(token)
+            if link is None:
+                return self.not_found(request)
+        self._hit(request, "click", send_id, link.id)
+        param = self.conversion_param
+        if not param:
+            return self.redirects[link.id]  # the same bytes for every recipient
+        target = _with_param(link.url, param, self.signer.sign("conversion", link.id, send_id or 0))
+        return Response(status_code=302, headers={"location": target, **NO_STORE})
+
+    async def _link(self, token: str) -> Link | None:
+        """The stored link a valid token names (only http(s) targets: never a redirect elsewhere)."""
+        link_id = read_link(self.signer, token)
+        if link_id is None:
+            return None
+        link = self.links.cached(link_id)
+        if link is None:
+            # Right after a send many clicks reach a fresh link at once: one store read serves them all.
+            loading = self._loading.get(link_id)
+            if loading is None:
+                loading = asyncio.ensure_future(run_in_threadpool(self.links.get, link_id))
+                self._loading[link_id] = loading
+                loading.add_done_callback(lambda _done: self._loading.pop(link_id, None))
+            link = await loading
+        if link is None or urlsplit(link.url).scheme not in ("http", "https"):
+            return None
+        if len(self.link_tokens) >= 100_000:
+            self.link_tokens.clear()
+            self.redirects.clear()
+        # A Response is an ASGI app that sends fixed bytes: one per link serves every click.
+        self.redirects[link.id] = Response(status_code=302, headers={"location": link.url, **NO_STORE})
+        self.link_tokens[token] = link
+        return link
+
+    async def conversion(self, request: Request) -> Response:
+        fields = self.signer.read("conversion", request.path_params["token"])
+        if fields and len(fields) == 2 and all(f.isdigit() for f in fields):
+            send_id = int(fields[1]) or None
+            self._hit(request, "conversion", send_id, int(fields[0]))
+        return Response(GIF, media_type="image/gif", headers=NO_STORE)
+
+    async def sendgrid(self, request: Request) -> Response:
+        s = self.site.settings
+        limit = int(s["webhook_max_bytes"])
+        try:
+            if int(request.headers.get("content-length") or 0) > limit:
+                raise webhook.Refused(413, f"body over {limit} bytes")
+            body = b""
+            async for chunk in request.stream():
+                body += chunk
+                if len(body) > limit:
+                    raise webhook.Refused(413, f"body over {limit} bytes")
+            webhook.verify(
+                s["sendgrid_webhook_public_key"],
+                request.headers.get(webhook.SIGNATURE_HEADER, ""),
+                request.headers.get(webhook.TIMESTAMP_HEADER, ""),
+                body,
+                now=time.time(),
+                max_age=float(s["webhook_max_age"]),
+            )
+            items = webhook.parse(body)
+        except webhook.Refused as exc:
+            return JSONResponse({"error": exc.reason}, status_code=exc.status)
+        result = await run_in_threadpool(
+            webhook.ingest,
+            self.site.store,
+            items,
+            ip_privacy=s["ip_privacy"],
+            ip_key=self.ip_key,
+            soft_bounce_limit=int(s["soft_bounce_limit"]),
+        )
+        return JSONResponse(
+            {"stored": result.stored, "duplicates": result.duplicates, "errors": result.errors[:50]}
+        )
+
+    # ------------------------------------------------------------------ pages
+
+    def page(
+        self, request: Request, template: str, lang: str, status_code: int = 200, **context: Any
+    ) -> HTMLResponse:
+        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(18)
+        tr = translations(lang)
+        html = self.env.get_template(template).render(
+            _=tr.gettext, lang=lang, site_name=self.site.name, csrf=self.signer.sign("csrf", token), **context
+        )
+        response = HTMLResponse(html, status_code=status_code, headers=NO_STORE)
+        if CSRF_COOKIE not in request.cookies:
+            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax", secure=self.secure)
+        return response
+
+    def message(
+        self, request: Request, lang: str, title: str, text: str, status_code: int = 200, kind: str = "notice"
+    ) -> HTMLResponse:
+        _ = translations(lang).gettext
+        return self.page(request, "message.html", lang, status_code, title=_(title), message=text, kind=kind)
+
+    def not_found(self, request: Request, lang: str | None = None) -> HTMLResponse:
+        lang = lang or self.language(request)
+        _ = translations(lang).gettext
+        text = _("This link is not valid. Please check that you copied it completely.")
+        return self.message(request, lang, "Page not found", text, 404, "error")
+
+    def language(self, request: Request, preferred: str | None = None) -> str:
+        asked = request.query_params.get("lang") or preferred
+        if asked and asked in self.site.languages:
+            return asked
+        return negotiate(
+            request.headers.get("accept-language", ""), self.site.languages, self.site.default_language
+        )
+
+    def csrf_ok(self, request: Request, form: Any) -> bool:
+        cookie = request.cookies.get(CSRF_COOKIE, "")
+        fields = self.signer.read("csrf", str(form.get("csrf", "")))
+        return bool(cookie) and fields == [cookie]
+
+    def client_ip(self, request: Request) -> str:
+        host = request.client.host if request.client else ""
+        return anonymize(host, self.site.settings["ip_privacy"], self.ip_key)
+
+    def _recipient(self, r: str) -> Any | None:
+        """The subscriber behind a recipient token (None when unknown or forgotten)."""
+        send_id = read_recipient(self.signer, r)
+        if send_id is None:
+            return None
+        with self.site.store.read() as conn:
+            return conn.execute(
+                select(subscribers)
+                .join(sends, sends.c.subscriber_id == subscribers.c.id)
+                .where(sends.c.id == send_id)
+            ).first()
+
+    def language_names(self) -> list[tuple[str, str]]:
+        """Each site language named in itself (a reader looks for their own language by its own name)."""
+        return [
+            (code, Locale.parse(code.replace("-", "_")).get_display_name(code.replace("-", "_")) or code)
+            for code in self.site.languages
+        ]
+
+    async def unsubscribe(self, request: Request) -> Response:
+        r = request.path_params["r"]
+        person = await run_in_threadpool(self._recipient, r)
+        if person is None:
+            return self.not_found(request)
+        lang = self.language(request, person.language)
+        _ = translations(lang).gettext
+        if request.method == "GET":
+            return self.page(request, "unsubscribe.html", lang, r=r, masked=_mask(person.email))
+        form = await request.form()
+        one_click = form.get(ONE_CLICK[0]) == ONE_CLICK[1]
+        if not one_click and not self.csrf_ok(request, form):
+            return self.message(
+                request,
+                lang,
+                "Unsubscribe",
+                _("Your session has expired. Please reload the page and try again."),
+                403,
+                "error",
+            )
+        ip = self.client_ip(request)
+
+        def leave() -> None:
+            with self.site.store.write() as conn:
+                substatus.leave(
+                    conn,
+                    person.id,
+                    "unsubscribed",
+                    source="one-click" if one_click else "page",
+                    ip=ip,
+                    now=now_utc(),
+                )
+
+        await run_in_threadpool(leave)
+        if one_click:
+            return PlainTextResponse("unsubscribed", headers=NO_STORE)
+        return self.message(
+            request, lang, "You are unsubscribed", _("You will not receive these emails any more.")
+        )
+
+    async def preferences(self, request: Request) -> Response:
+        from newsletter.web.pages import apply_preferences, show_preferences
+
+        r = request.path_params["r"]
+        person = await run_in_threadpool(self._recipient, r)
+        if person is None:
+            return self.not_found(request)
+        if request.method == "GET":
+            return await show_preferences(self, request, r, person)
+        return await apply_preferences(self, request, r, person)
+
+    async def subscribe(self, request: Request) -> Response:
+        from newsletter.web.pages import subscribe
+
+        return await subscribe(self, request)
+
+    async def confirm(self, request: Request) -> Response:
+        from newsletter.web.pages import confirm
+
+        return await confirm(self, request)
+
+    def allow(self, ip: str, now: float) -> bool:
+        """Per-IP rate limit of subscribe posts (this instance's memory: a sliding hour)."""
+        limit = int(self.site.settings["subscribe_rate_limit"])
+        seen = self._attempts.setdefault(ip, deque())
+        while seen and now - seen[0] > 3600:
+            seen.popleft()
+        if limit > 0 and len(seen) >= limit:
+            return False
+        seen.append(now)
+        if len(self._attempts) > 100_000:
+            self._attempts.clear()
+        return True
+
+    async def view(self, request: Request) -> Response:
+        fields = self.signer.read("view", request.path_params["token"])
+        if not fields or len(fields) != 2 or not fields[0].isdigit() or fields[1] not in self.site.languages:
+            return self.not_found(request)
+        key = (int(fields[0]), fields[1])
+        if key not in self._archive:
+            try:
+                html = await run_in_threadpool(_archive_copy, self.site, *key)
+            except NewsletterError:
+                return self.not_found(request, fields[1])
+            self._archive[key] = html
+        return HTMLResponse(self._archive[key], headers={"cache-control": "public, max-age=300"})
+
+
+def _archive_copy(site: Site, occurrence_id: int, language: str) -> str:
+    """The occurrence's message in one language for nobody in particular: no name, times in UTC."""
+    from newsletter.render.message import Recipient
+    from newsletter.render.prepare import prepare_occurrence
+
+    prepared = prepare_occurrence(site, occurrence_id, language, now_utc())
+    # send 0 is in no ledger: clicks from the archive count for the campaign, for no one.
+    nobody = Recipient(send_id=0, email="", name="", language=language, timezone="UTC")
+    return prepared.personalise(prepared.html, nobody)
+
+
+def _with_param(url: str, name: str, value: str) -> str:
+    parts = urlsplit(url)
+    query = [(k, v) for k, v in parse_qsl(parts.query, keep_blank_values=True) if k != name]
+    return urlunsplit(parts._replace(query=urlencode([*query, (name, value)])))
+
+
+def _mask(email: str) -> str:
+    local, _, domain = email.partition("@")
+    return f"{local[:2]}***@{domain}"
 
 
 def routes(site: Site) -> list[BaseRoute]:
-    return []
+    """The public routes of `site` (a fresh `Public`; `create_app` keeps its own to flush on shutdown)."""
+    return Public(site).routes()

@@ -1,0 +1,192 @@
+"""Joining a list through the public form: double opt-in with a signed, expiring confirmation link.
+
+`request` records the wish (subscriber, an "unconfirmed" subscription, a consent record with source,
+time and IP); `confirm` turns the signed link into a confirmed subscription. Both run in one write
+transaction and take `now`. The confirmation and welcome mails go through the normal transports
+(`newsletter.send.engine.send_single`) with templates rendered by `newsletter.render.prepare`.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Connection, select, update
+
+from newsletter.audience import status
+from newsletter.audience.subscribers import is_suppressed, normalize_email
+from newsletter.site import Site
+from newsletter.store.tables import lists, subscribers, subscriptions
+from newsletter.tokens import Signer
+from newsletter.urls import confirm_url
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Request:
+    """What a form post asked for, after validation."""
+
+    list_slug: str
+    email: str
+    name: str
+    language: str
+    ip: str  # already anonymised by the caller (ip_privacy)
+    detail: str = "form"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    subscriber_id: int
+    list_id: int
+    mail: str  # "confirm", "welcome" or "" (nothing to send: already subscribed, or suppressed)
+
+
+def public_list(conn: Connection, slug: str) -> Any | None:
+    """The active public list `slug`, or None."""
+    return conn.execute(
+        select(lists).where(lists.c.slug == slug, lists.c.active.is_(True), lists.c.public.is_(True))
+    ).first()
+
+
+def request(conn: Connection, wish: Request, *, now: datetime) -> Outcome | None:
+    """Record a subscription wish; None when the list is not public. Raises InputError on a bad address."""
+    mlist = public_list(conn, wish.list_slug)
+    if mlist is None:
+        return None
+    email = normalize_email(wish.email)
+    language = wish.language if wish.language in mlist.languages else mlist.default_language
+    row = conn.execute(select(subscribers.c.id).where(subscribers.c.email == email)).first()
+    if row is None:
+        inserted = conn.execute(
+            subscribers.insert().values(
+                email=email,
+                name=wish.name[:200],
+                language=language,
+                timezone="UTC",
+                country="",
+                attributes={},
+                created_at=now,
+                updated_at=now,
+            )
+        ).inserted_primary_key
+        assert inserted is not None  # an INSERT of one row always has its key
+        subscriber_id = int(inserted[0])
+    else:
+        subscriber_id = int(row.id)
+    current = conn.scalar(
+        select(subscriptions.c.status).where(
+            subscriptions.c.subscriber_id == subscriber_id, subscriptions.c.list_id == mlist.id
+        )
+    )
+    status.record(
+        conn, subscriber_id, mlist.id, "subscribe", source="form", detail=wish.detail, ip=wish.ip, now=now
+    )
+    if current == "confirmed":
+        return Outcome(subscriber_id, mlist.id, "")
+    if current in ("bounced", "complained"):
+        return Outcome(subscriber_id, mlist.id, "")  # never mailed again; the page says the same as ever
+    if current is None:
+        conn.execute(
+            subscriptions.insert().values(
+                subscriber_id=subscriber_id,
+                list_id=mlist.id,
+                status="unconfirmed",
+                soft_bounces=0,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+    if not mlist.double_opt_in and not is_suppressed(conn, email) and current is None:
+        _confirm(conn, subscriber_id, mlist.id, source="form", ip=wish.ip, now=now)
+        return Outcome(subscriber_id, mlist.id, "welcome")
+    # Unconfirmed, or unsubscribed earlier: only the person's own click on the link brings them back.
+    return Outcome(subscriber_id, mlist.id, "confirm")
+
+
+def _confirm(
+    conn: Connection, subscriber_id: int, list_id: int, *, source: str, ip: str, now: datetime
+) -> None:
+    conn.execute(
+        update(subscriptions)
+        .where(
+            subscriptions.c.subscriber_id == subscriber_id,
+            subscriptions.c.list_id == list_id,
+            subscriptions.c.status == "unconfirmed",
+        )
+        .values(status="confirmed", updated_at=now)
+    )
+    status.record(conn, subscriber_id, list_id, "confirm", source=source, ip=ip, now=now)
+
+
+def read_confirmation(signer: Signer, token: str, max_age: float, now: float) -> tuple[int, int] | None:
+    """(subscriber id, list id) of a valid, unexpired confirmation token."""
+    fields = signer.read("confirm", token, max_age=max_age, now=now)
+    if not fields or len(fields) != 2 or not all(f.isdigit() for f in fields):
+        return None
+    return int(fields[0]), int(fields[1])
+
+
+def confirm(conn: Connection, subscriber_id: int, list_id: int, *, ip: str, now: datetime) -> str | None:
+    """Confirm a subscription; returns the subscription's status afterwards, None if it is gone.
+
+    An unsubscribed person who confirms comes back (their own explicit act); a bounced or complained
+    address stays as it is.
+    """
+    current = conn.scalar(
+        select(subscriptions.c.status).where(
+            subscriptions.c.subscriber_id == subscriber_id, subscriptions.c.list_id == list_id
+        )
+    )
+    if current == "unconfirmed":
+        _confirm(conn, subscriber_id, list_id, source="form", ip=ip, now=now)
+        return "confirmed"
+    if current == "unsubscribed":
+        status.resubscribe(
+            conn, subscriber_id, list_ids=[list_id], source="form", detail="confirmed link", ip=ip, now=now
+        )
+        return "confirmed"
+    return current
+
+
+def mail(site: Site, outcome: Outcome, *, now: float) -> bool:
+    """Send the confirmation or welcome mail through the normal transports; False if it could not go."""
+    if not outcome.mail:
+        return False
+    from newsletter.render.message import Recipient
+    from newsletter.render.prepare import prepare
+    from newsletter.send.engine import send_single
+
+    with site.store.read() as conn:
+        person = conn.execute(select(subscribers).where(subscribers.c.id == outcome.subscriber_id)).first()
+        mlist = conn.execute(select(lists).where(lists.c.id == outcome.list_id)).first()
+    if person is None or mlist is None:
+        return False
+    signer = Signer(site.settings["secret_key"])
+    link = confirm_url(site.settings["base_url"], signer, outcome.subscriber_id, outcome.list_id, now=now)
+    list_name = (mlist.name or {}).get(person.language) or mlist.slug
+    prepared = prepare(
+        site,
+        template=outcome.mail,
+        language=person.language,
+        context={"confirm_url": link, "list_name": list_name, "name": person.name},
+        campaign_id=outcome.mail,
+        now=datetime.fromtimestamp(now, UTC),
+        sender=(mlist.sender_name, mlist.sender_email),
+        postal_address=mlist.postal_address,
+        track=False,
+        list_name=list_name,
+        list_slug=mlist.slug,
+    )
+    recipient = Recipient(
+        send_id=0,
+        email=person.email,
+        name=person.name,
+        language=person.language,
+        subscriber_id=person.id,
+        timezone=person.timezone,
+    )
+    send_single(site, prepared, recipient)
+    return True

@@ -1,0 +1,313 @@
+"""The write path of opens, clicks and conversions: hits are buffered in memory and written in batches.
+
+One commit per hit does not scale, so a request only appends its hit to a `HitBuffer`; every
+`hit_flush_interval` seconds (sooner when `max_batch` hits are waiting) a thread takes what gathered
+and either stores it in one transaction itself (writer="thread") or hands it to the writer process
+(writer="process", `track.writer`), which does the same with `write_hits`. `stop()` writes what is
+left, so a graceful stop loses nothing; a crash of the web process loses at most the last interval.
+Classification (`classify`) and IP anonymisation (`ip`) happen in `write_hits`, off the request path.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
+
+from sqlalchemy import func, select, update
+
+from newsletter.errors import ConfigError
+from newsletter.store import Store
+from newsletter.store.tables import events, links, occurrences, sends
+from newsletter.track import classify
+from newsletter.track.events import db_time, insert_events
+from newsletter.track.ip import anonymize
+from newsletter.track.links import LinkCache
+
+log = logging.getLogger(__name__)
+
+MAX_PENDING = 500_000  # while the database is down, keep at most this many hits, then drop the oldest
+UA_MAX = 500
+LEDGER_CACHE = 200_000  # ledger rows kept in memory
+
+
+class Hit(NamedTuple):
+    kind: str  # open, click, conversion
+    send_id: int | None
+    link_id: int | None
+    method: str
+    user_agent: str
+    ip: str  # as received; anonymised before it is stored
+    at: datetime
+
+
+@dataclass(frozen=True)
+class Policy:
+    ip_privacy: str
+    ip_key: bytes
+    track_individual: bool
+
+
+@dataclass
+class Memory:
+    """What the writer remembers between batches: links, ledger rows (fixed once sent), recent clicks."""
+
+    links: LinkCache
+    sends: dict[int, Any] = field(default_factory=dict)
+    recent: dict[int, list[classify.Click]] = field(default_factory=dict)
+    swept: datetime = datetime.min.replace(tzinfo=UTC)
+
+
+def write_hits(store: Store, memory: Memory, policy: Policy, hits: Sequence[Hit]) -> int:
+    """Classify and store `hits` in one transaction; returns the number of events written."""
+    if not hits:
+        return 0
+    with store.write() as conn:
+        ledger = _ledger(conn, {h.send_id for h in hits if h.send_id is not None}, memory.sends)
+        sends_of = [ledger.get(h.send_id) if h.send_id is not None else None for h in hits]
+        burst = _bursts(conn, hits, ledger, memory)
+        dialect = conn.dialect.name
+        rows = [
+            _row(
+                h,
+                send,
+                memory.links,
+                policy,
+                _machine(h, send) or (h.kind == "click" and h.send_id in burst),
+                dialect,
+            )
+            for h, send in zip(hits, sends_of, strict=True)
+        ]
+        insert_events(conn, rows)
+    return len(rows)
+
+
+def _ledger(conn: Any, send_ids: set[int], cache: dict[int, Any]) -> dict[int, Any]:
+    """Ledger rows of `send_ids`; rows of sent messages are remembered (they no longer change)."""
+    missing = sorted(s for s in send_ids if s not in cache)
+    found: dict[int, Any] = {}
+    if missing:
+        if len(cache) > LEDGER_CACHE:
+            cache.clear()
+        query = (
+            select(
+                sends.c.id,
+                sends.c.occurrence_id,
+                sends.c.subscriber_id,
+                sends.c.language,
+                sends.c.sent_at,
+                occurrences.c.campaign,
+            )
+            .join(occurrences, occurrences.c.id == sends.c.occurrence_id)
+            .where(sends.c.id.in_(missing))
+        )
+        found = {row.id: row for row in conn.execute(query)}
+        cache.update({k: row for k, row in found.items() if row.sent_at is not None})
+    return {s: found.get(s) or cache[s] for s in send_ids if s in found or s in cache}
+
+
+def _machine(hit: Hit, send: Any) -> bool:
+    if hit.kind == "open":
+        return classify.machine_open(hit.user_agent, hit.ip)
+    if hit.kind == "click":
+        return classify.bot_click(hit.method, hit.user_agent, hit.at, send.sent_at if send else None)
+    return False
+
+
+def _row(
+    hit: Hit, send: Any, links_cache: LinkCache, policy: Policy, machine: bool, dialect: str
+) -> tuple[Any, ...]:
+    """One events row, in `events.COLUMNS` order."""
+    link = links_cache.get(hit.link_id) if hit.link_id is not None else None
+    individual = policy.track_individual and send is not None
+    return (
+        hit.kind,
+        "redirect" if hit.kind == "click" else "pixel",
+        send.occurrence_id if send else (link.occurrence_id if link else None),
+        send.id if individual else None,
+        send.subscriber_id if individual else None,
+        link.id if link else None,
+        send.campaign if send else (link.campaign if link else None),
+        send.language if send else (link.language if link else None),
+        link.label if link else None,
+        machine,
+        hit.user_agent[:UA_MAX],
+        anonymize(hit.ip, policy.ip_privacy, policy.ip_key),
+        None,
+        None,
+        db_time(hit.at, dialect),
+    )
+
+
+def _bursts(conn: Any, hits: Sequence[Hit], ledger: dict[int, Any], memory: Memory) -> set[int]:
+    """Sends whose every link was clicked within a second; their clicks already stored are marked too.
+
+    The window is kept in this writer's memory, so with several instances behind a load balancer a
+    burst split across instances goes unseen unless the balancer keeps a client on one instance.
+    """
+    counts = memory.links.counts
+    fresh: dict[int, int] = {}  # send id -> links in its message
+    for h in hits:
+        if h.kind != "click" or h.link_id is None or h.send_id is None or h.send_id not in ledger:
+            continue
+        wanted = fresh.get(h.send_id) or _links_in_message(conn, ledger[h.send_id], counts)
+        if wanted > 1:  # one-link messages cannot burst
+            memory.recent.setdefault(h.send_id, []).append(classify.Click(h.send_id, h.link_id, h.at))
+            fresh[h.send_id] = wanted
+    if not fresh:
+        return set()
+    newest = max(h.at for h in hits)
+    horizon = newest - 2 * classify.BURST_WINDOW
+    if newest - memory.swept >= classify.BURST_WINDOW:  # forget old clicks about once a second
+        memory.recent = {
+            s: kept for s, clicks in memory.recent.items() if (kept := [c for c in clicks if c.at >= horizon])
+        }
+        memory.swept = newest
+    # Only a message with at least as many recent clicks as links can be a burst.
+    candidates = {s: n for s, n in fresh.items() if len(memory.recent.get(s, ())) >= n}
+    if not candidates:
+        return set()
+    flagged = classify.burst_sends(
+        (c for s in candidates for c in memory.recent[s] if c.at >= horizon), candidates
+    )
+    if flagged:
+        since = min(c.at for s in flagged for c in memory.recent[s])
+        conn.execute(
+            update(events)
+            .where(events.c.kind == "click", events.c.send_id.in_(sorted(flagged)), events.c.at >= since)
+            .values(machine=True)
+        )
+    return flagged
+
+
+def _links_in_message(conn: Any, send: Any, counts: dict[tuple[int, str], int]) -> int:
+    """Tracked links in the message of `send` (fixed once rendered, so remembered in `counts`)."""
+    key = (send.occurrence_id, send.language)
+    if key not in counts:
+        if len(counts) > 10_000:
+            counts.clear()
+        counts[key] = int(
+            conn.scalar(
+                select(func.count())
+                .select_from(links)
+                .where(links.c.occurrence_id == key[0], links.c.language == key[1])
+            )
+            or 0
+        )
+    return counts[key]
+
+
+class HitBuffer:
+    """Hits waiting to be written, and the thread that hands them to the writer.
+
+    writer="thread": this thread stores them itself; writer="process": it passes each batch to a writer
+    process (`track.writer`), so the web worker's interpreter only ever appends to a list.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        links_cache: LinkCache,
+        policy: Policy,
+        interval: float,
+        max_batch: int = 5000,
+        writer: str = "thread",
+    ):
+        if writer not in ("thread", "process"):
+            raise ConfigError(f"setting hit_writer: expected thread or process; got {writer!r}")
+        self.store = store
+        self.memory = Memory(links_cache)
+        self.policy = policy
+        self.interval = interval
+        self.max_batch = max_batch
+        self.writer = writer
+        self.written = 0  # stored here, or handed to the writer process
+        self.dropped = 0
+        self._sink: Any = None
+        self._pending: list[Hit] = []
+        self._lock = threading.Lock()
+        self._flush_lock = threading.Lock()
+        self._wake = threading.Event()
+        self._stopping = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def add(self, hit: Hit) -> None:
+        """Queue one hit (never blocks on the database)."""
+        with self._lock:
+            self._pending.append(hit)
+            full = len(self._pending) >= self.max_batch
+        if self._thread is None:
+            self.start()
+        if full:
+            self._wake.set()
+
+    def start(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            if self.writer == "process" and self._sink is None:
+                from newsletter.track.writer import ProcessSink
+
+                self._sink = ProcessSink(self.store.url, self.policy, self.interval)
+            self._stopping.clear()
+            self._thread = threading.Thread(target=self._run, name="hit-writer", daemon=True)
+            self._thread.start()
+            # A safety net for servers run without the app's lifespan: write the rest at exit.
+            atexit.register(self.stop)
+
+    def stop(self) -> None:
+        """Stop the writer and write every hit still waiting (the graceful-stop guarantee)."""
+        atexit.unregister(self.stop)
+        thread = self._thread
+        if thread is not None:
+            self._stopping.set()
+            self._wake.set()
+            thread.join()
+            self._thread = None
+        self.flush()
+        if self._sink is not None:
+            self._sink.close()
+            self._sink = None
+
+    @property
+    def pending(self) -> int:
+        return len(self._pending)
+
+    def flush(self) -> int:
+        """Write (or hand over) what is waiting now. A failed batch goes back to the queue."""
+        with self._flush_lock:
+            with self._lock:
+                batch, self._pending = self._pending, []
+            if not batch:
+                return 0
+            if self._sink is not None:
+                try:
+                    self._sink.write(batch)
+                    self.written += len(batch)
+                    return len(batch)
+                except OSError:
+                    log.error("the hit writer process is gone; writing hits in this process from now on")
+                    self._sink = None
+            try:
+                count = write_hits(self.store, self.memory, self.policy, batch)
+            except Exception:
+                log.exception("writing %d tracking hits failed; keeping them for the next flush", len(batch))
+                with self._lock:
+                    self._pending[:0] = batch
+                    excess = len(self._pending) - MAX_PENDING
+                    if excess > 0:
+                        del self._pending[:excess]
+                        self.dropped += excess
+                return 0
+            self.written += count
+            return count
+
+    def _run(self) -> None:
+        while not self._stopping.is_set():
+            self._wake.wait(self.interval)
+            self._wake.clear()
+            self.flush()

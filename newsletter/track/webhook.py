@@ -1,0 +1,290 @@
+"""The signed SendGrid Event Webhook: verify, deduplicate, store, and act on bounces and complaints.
+
+SendGrid signs `timestamp + raw body` with ECDSA P-256 / SHA-256 (base64 DER signature in
+`X-Twilio-Email-Event-Webhook-Signature`, the timestamp in `...-Timestamp`). A post is refused when the
+signature does not verify under the configured public key, when its timestamp is outside the replay
+window, or when its body is too large. Events are matched to the send ledger by the `custom_args` the
+send stage sets (SendGrid copies them into each event) and deduplicated by `sg_event_id`, since
+SendGrid retries a batch for 24 hours.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import lru_cache
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.serialization import load_der_public_key
+from sqlalchemy import select
+
+from newsletter.audience import status
+from newsletter.audience.subscribers import normalize_email
+from newsletter.errors import InputError
+from newsletter.store import Store
+from newsletter.store.tables import events, occurrences, sends, subscribers
+from newsletter.track import classify
+from newsletter.track.events import db_json, db_time, insert_events
+from newsletter.track.ip import anonymize
+
+SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
+KINDS = frozenset(
+    {
+        "processed",
+        "delivered",
+        "deferred",
+        "bounce",
+        "dropped",
+        "open",
+        "click",
+        "spamreport",
+        "unsubscribe",
+        "group_unsubscribe",
+        "group_resubscribe",
+    }
+)
+# custom_args names the send stage may use, first match wins.
+SEND_KEYS = ("send_id", "send", "nl_send")
+CAMPAIGN_KEYS = ("campaign", "nl_campaign")
+LANGUAGE_KEYS = ("language", "lang", "nl_language")
+OCCURRENCE_KEYS = ("occurrence_id", "occurrence", "nl_occurrence")
+KEPT = ("reason", "type", "status", "url", "bounce_classification", "attempt", "response", "asm_group_id")
+DROPPED_AS = {
+    "Bounced Address": "bounced",
+    "Spam Reporting Address": "complained",
+    "Unsubscribed Address": "unsubscribed",
+}
+CHUNK = 500
+ACTIONS = frozenset(
+    {"bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe"}
+)
+
+
+class Refused(Exception):
+    """A webhook post that must not be processed; `status` is the HTTP answer."""
+
+    def __init__(self, status: int, reason: str):
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+@lru_cache(maxsize=8)
+def _public_key(key_b64: str) -> ec.EllipticCurvePublicKey:
+    try:
+        key = load_der_public_key(base64.b64decode(key_b64.strip(), validate=True))
+    except (ValueError, binascii.Error) as exc:
+        raise Refused(503, f"sendgrid_webhook_public_key is not a base64 DER public key: {exc}") from None
+    if not isinstance(key, ec.EllipticCurvePublicKey):
+        raise Refused(503, "sendgrid_webhook_public_key is not an ECDSA key")
+    return key
+
+
+def verify(
+    public_key_b64: str, signature_b64: str, timestamp: str, body: bytes, *, now: float, max_age: float
+) -> None:
+    """Raise Refused unless `body` is signed by the key and `timestamp` is within `max_age` of `now`."""
+    if not public_key_b64:
+        raise Refused(503, "the SendGrid webhook is not configured (sendgrid_webhook_public_key is empty)")
+    if not signature_b64 or not timestamp:
+        raise Refused(403, f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}")
+    if not timestamp.isdigit():
+        raise Refused(403, f"{TIMESTAMP_HEADER}: not epoch seconds")
+    try:
+        signature = base64.b64decode(signature_b64, validate=True)
+    except (ValueError, binascii.Error):
+        raise Refused(403, f"{SIGNATURE_HEADER}: not base64") from None
+    try:
+        _public_key(public_key_b64).verify(
+            signature, timestamp.encode("ascii") + body, ec.ECDSA(hashes.SHA256())
+        )
+    except InvalidSignature:
+        raise Refused(403, "signature does not verify") from None
+    # Checked after the signature, so the timestamp itself is known to come from SendGrid.
+    if abs(now - int(timestamp)) > max_age:
+        raise Refused(403, f"timestamp {timestamp} is outside the {max_age:g} s replay window")
+
+
+def parse(body: bytes) -> list[dict[str, Any]]:
+    try:
+        data = json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise Refused(400, f"body is not JSON: {exc}") from None
+    if not isinstance(data, list):
+        raise Refused(400, "body is not a JSON array of events")
+    return data
+
+
+@dataclass
+class Ingested:
+    stored: int = 0
+    duplicates: int = 0
+    suppressed: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+def _first(event: dict[str, Any], keys: Sequence[str]) -> Any:
+    for key in keys:
+        value = event.get(key)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.isdigit():
+        return int(value)
+    return None
+
+
+def ingest(
+    store: Store, items: Iterable[Any], *, ip_privacy: str, ip_key: bytes, soft_bounce_limit: int
+) -> Ingested:
+    """Store the new events of one post and apply their status changes, in one transaction."""
+    result = Ingested()
+    batch: dict[str, dict[str, Any]] = {}
+    loose: list[dict[str, Any]] = []
+    for n, event in enumerate(items):
+        if not isinstance(event, dict) or event.get("event") not in KINDS:
+            kind = event.get("event") if isinstance(event, dict) else type(event).__name__
+            result.errors.append(f"event #{n}: unknown event {kind!r}; skipped")
+            continue
+        if not isinstance(event.get("timestamp"), int | float):
+            result.errors.append(f"event #{n} ({event['event']}): timestamp missing; skipped")
+            continue
+        sg_id = event.get("sg_event_id")
+        if isinstance(sg_id, str) and sg_id:
+            if sg_id[:100] in batch:
+                result.duplicates += 1
+            batch[sg_id[:100]] = event
+        else:
+            loose.append(event)
+    with store.write() as conn:
+        ids = list(batch)
+        for start in range(0, len(ids), CHUNK):
+            chunk = ids[start : start + CHUNK]
+            for row in conn.execute(select(events.c.sg_event_id).where(events.c.sg_event_id.in_(chunk))):
+                del batch[row.sg_event_id]
+                result.duplicates += 1
+        fresh = [*batch.values(), *loose]
+        ledger = _ledger(conn, {s for e in fresh if (s := _int(_first(e, SEND_KEYS))) is not None})
+        dialect = conn.dialect.name
+        rows = [_row(e, ledger, ip_privacy, ip_key, dialect) for e in fresh]
+        insert_events(conn, rows, skip_duplicates=True)
+        result.stored = len(rows)
+        for event, values in zip(fresh, rows, strict=True):
+            if event["event"] in ACTIONS and _act(conn, event, values[4], soft_bounce_limit):
+                result.suppressed += 1
+    return result
+
+
+def _ledger(conn: Any, send_ids: set[int]) -> dict[int, Any]:
+    found: dict[int, Any] = {}
+    ordered = sorted(send_ids)
+    for start in range(0, len(ordered), CHUNK):
+        query = (
+            select(
+                sends.c.id,
+                sends.c.occurrence_id,
+                sends.c.subscriber_id,
+                sends.c.language,
+                sends.c.email,
+                occurrences.c.campaign,
+            )
+            .join(occurrences, occurrences.c.id == sends.c.occurrence_id)
+            .where(sends.c.id.in_(ordered[start : start + CHUNK]))
+        )
+        found.update({row.id: row for row in conn.execute(query)})
+    return found
+
+
+def _row(
+    event: dict[str, Any], ledger: dict[int, Any], ip_privacy: str, ip_key: bytes, dialect: str
+) -> tuple[Any, ...]:
+    """One events row, in `events.COLUMNS` order."""
+    kind = event["event"]
+    send = ledger.get(_int(_first(event, SEND_KEYS)) or 0)
+    user_agent = str(event.get("useragent") or "")
+    ip = str(event.get("ip") or "")
+    if kind == "open":
+        machine = classify.machine_open(user_agent, ip, bool(event.get("sg_machine_open")))
+    elif kind == "click":
+        machine = classify.scanner_agent(user_agent)
+    else:
+        machine = False
+    sg_id = event.get("sg_event_id")
+    kept = {k: event[k] for k in KEPT if k in event}
+    return (
+        kind,
+        "sendgrid",
+        send.occurrence_id if send else _int(_first(event, OCCURRENCE_KEYS)),
+        send.id if send else None,
+        send.subscriber_id if send else None,
+        None,
+        send.campaign if send else _str(_first(event, CAMPAIGN_KEYS), 100),
+        send.language if send else _str(_first(event, LANGUAGE_KEYS), 16),
+        None,
+        machine,
+        user_agent[:500],
+        anonymize(ip, ip_privacy, ip_key),
+        sg_id[:100] if isinstance(sg_id, str) and sg_id else None,
+        db_json(kept) if kept else None,
+        db_time(datetime.fromtimestamp(float(event["timestamp"]), UTC), dialect),
+    )
+
+
+def _str(value: Any, size: int) -> str | None:
+    return None if value is None else str(value)[:size]
+
+
+def _act(conn: Any, event: dict[str, Any], subscriber_id: int | None, soft_bounce_limit: int) -> bool:
+    """Apply what the event means for the subscription; True when the address got suppressed."""
+    kind = event["event"]
+    if kind == "bounce":
+        new_status = "soft" if event.get("type") == "blocked" else "bounced"
+    elif kind == "dropped":
+        new_status = DROPPED_AS.get(str(event.get("reason", "")), "")
+    elif kind == "spamreport":
+        new_status = "complained"
+    elif kind in ("unsubscribe", "group_unsubscribe"):
+        new_status = "unsubscribed"
+    elif kind == "group_resubscribe":
+        new_status = "resubscribe"
+    else:
+        return False
+    email = _address(event)
+    if subscriber_id is None and email:
+        subscriber_id = conn.scalar(select(subscribers.c.id).where(subscribers.c.email == email))
+    detail = f"sendgrid {kind}: {event.get('reason') or event.get('type') or ''}".strip()[:500]
+    now = datetime.fromtimestamp(float(event["timestamp"]), UTC)
+    if new_status == "resubscribe":
+        if subscriber_id is not None:
+            status.resubscribe(conn, subscriber_id, source="webhook", detail=detail, now=now)
+        return False
+    if new_status == "soft":
+        if subscriber_id is None:
+            return False
+        return status.soft_bounce(
+            conn, subscriber_id, limit=soft_bounce_limit, source="webhook", detail=detail, now=now
+        )
+    if not new_status or (subscriber_id is None and not email):
+        return False
+    status.leave(conn, subscriber_id, new_status, source="webhook", email=email, detail=detail, now=now)
+    return True
+
+
+def _address(event: dict[str, Any]) -> str | None:
+    try:
+        return normalize_email(str(event.get("email") or ""))
+    except InputError:
+        return None

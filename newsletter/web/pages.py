@@ -1,0 +1,227 @@
+"""The public form pages behind `Public`: preferences, the subscribe form and the confirmation page."""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select, update
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from newsletter.audience import signup
+from newsletter.audience import status as substatus
+from newsletter.audience.subscribers import check_timezone
+from newsletter.errors import InputError
+from newsletter.store import now_utc
+from newsletter.store.tables import lists, subscribers, subscriptions
+from newsletter.web.i18n import translations
+
+if TYPE_CHECKING:
+    from newsletter.web.public import Public
+
+log = logging.getLogger(__name__)
+
+
+def _lists_for(pub: Public, person: Any, lang: str) -> list[dict[str, Any]]:
+    """The person's lists and the public ones, with whether they currently receive each."""
+    with pub.site.store.read() as conn:
+        statuses = substatus.subscription_statuses(conn, person.id)
+        rows = conn.execute(select(lists).where(lists.c.active.is_(True)).order_by(lists.c.slug)).all()
+    return [
+        {
+            "id": row.id,
+            "slug": row.slug,
+            "name": (row.name or {}).get(lang) or (row.name or {}).get(row.default_language) or row.slug,
+            "on": statuses.get(row.id) in ("confirmed", "unconfirmed"),
+            "status": statuses.get(row.id),
+        }
+        for row in rows
+        if row.id in statuses or row.public
+    ]
+
+
+async def show_preferences(
+    pub: Public, request: Request, r: str, person: Any, *, saved: bool = False, error: str = ""
+) -> Response:
+    lang = pub.language(request, person.language)
+    items = await run_in_threadpool(_lists_for, pub, person, lang)
+    return pub.page(
+        request,
+        "preferences.html",
+        lang,
+        r=r,
+        languages=pub.language_names(),
+        person_language=person.language,
+        timezone=person.timezone,
+        lists=items,
+        saved=saved,
+        error=error,
+    )
+
+
+async def apply_preferences(pub: Public, request: Request, r: str, person: Any) -> Response:
+    form = await request.form()
+    lang = pub.language(request, person.language)
+    _ = translations(lang).gettext
+    if not pub.csrf_ok(request, form):
+        text = _("Your session has expired. Please reload the page and try again.")
+        return pub.message(request, lang, "Your preferences", text, 403, "error")
+    ip = pub.client_ip(request)
+    if form.get("action") == "leave":
+
+        def leave() -> None:
+            with pub.site.store.write() as conn:
+                substatus.leave(conn, person.id, "unsubscribed", source="preferences", ip=ip, now=now_utc())
+
+        await run_in_threadpool(leave)
+        return pub.message(request, lang, "You are unsubscribed", _("You have left every list."))
+    language = str(form.get("language", person.language))
+    if language not in pub.site.languages:
+        language = person.language
+    try:
+        timezone = check_timezone(str(form.get("timezone", person.timezone)).strip() or "UTC")
+    except InputError:
+        return await show_preferences(pub, request, r, person, error=_("Unknown time zone."))
+    wanted = {str(v) for v in form.getlist("list")}
+    items = await run_in_threadpool(_lists_for, pub, person, lang)
+
+    def save() -> None:
+        now = now_utc()
+        with pub.site.store.write() as conn:
+            conn.execute(
+                update(subscribers)
+                .where(subscribers.c.id == person.id)
+                .values(language=language, timezone=timezone, updated_at=now)
+            )
+            leaving = [i["id"] for i in items if i["on"] and i["slug"] not in wanted]
+            if leaving:
+                substatus.set_status(
+                    conn, person.id, "unsubscribed", list_ids=leaving, source="preferences", ip=ip, now=now
+                )
+            back = [i["id"] for i in items if not i["on"] and i["slug"] in wanted and i["status"]]
+            if back:
+                substatus.resubscribe(conn, person.id, list_ids=back, source="preferences", ip=ip, now=now)
+            for item in items:
+                # A public list they never joined: recorded like a form subscription, confirmed by
+                # the preferences link itself (it reached their inbox).
+                if item["slug"] in wanted and item["status"] is None:
+                    conn.execute(
+                        subscriptions.insert().values(
+                            subscriber_id=person.id,
+                            list_id=item["id"],
+                            status="confirmed",
+                            soft_bounces=0,
+                            created_at=now,
+                            updated_at=now,
+                        )
+                    )
+                    substatus.record(
+                        conn, person.id, item["id"], "subscribe", source="preferences", ip=ip, now=now
+                    )
+
+    await run_in_threadpool(save)
+    fresh = await run_in_threadpool(pub._recipient, r)
+    return await show_preferences(pub, request, r, fresh or person, saved=True)
+
+
+async def subscribe(pub: Public, request: Request) -> Response:
+    slug = request.path_params["slug"]
+    with pub.site.store.read() as conn:
+        mlist = signup.public_list(conn, slug)
+    lang = pub.language(request)
+    if mlist is None:
+        return pub.not_found(request, lang)
+    _ = translations(lang).gettext
+    context: dict[str, Any] = {
+        "slug": slug,
+        "list_name": (mlist.name or {}).get(lang) or (mlist.name or {}).get(mlist.default_language) or slug,
+        "description": (mlist.description or {}).get(lang, ""),
+        "languages": pub.language_names(),
+        "email": "",
+        "name": "",
+        "error": "",
+    }
+    if request.method == "GET":
+        return pub.page(request, "subscribe.html", lang, **context)
+    form = await request.form()
+    context.update(email=str(form.get("email", ""))[:320], name=str(form.get("name", ""))[:200])
+    if not pub.csrf_ok(request, form):
+        context["error"] = _("Your session has expired. Please reload the page and try again.")
+        return pub.page(request, "subscribe.html", lang, 403, **context)
+    check_title, check_text = (
+        "Check your inbox",
+        _("We have sent you an email. Click the link in it to confirm your subscription."),
+    )
+    if form.get("website"):
+        # The honeypot: a person never fills it; a bot gets the same answer and nothing is stored.
+        return pub.message(request, lang, check_title, check_text)
+    ip = pub.client_ip(request)
+    if not pub.allow(ip or (request.client.host if request.client else ""), time.time()):
+        return pub.message(request, lang, "Too many attempts", _("Please try again later."), 429, "error")
+    choice = str(form.get("language", lang))
+    wish = signup.Request(slug, context["email"], context["name"], choice, ip, detail=f"form {slug}")
+
+    def record() -> signup.Outcome | None:
+        with pub.site.store.write() as conn:
+            return signup.request(conn, wish, now=now_utc())
+
+    try:
+        outcome = await run_in_threadpool(record)
+    except InputError:
+        context["error"] = _("Please enter a valid email address.")
+        return pub.page(request, "subscribe.html", lang, 400, **context)
+    if outcome is None:
+        return pub.not_found(request, lang)
+    await run_in_threadpool(_mail, pub, outcome)
+    return pub.message(request, lang, check_title, check_text)
+
+
+def _mail(pub: Public, outcome: signup.Outcome) -> bool:
+    try:
+        return signup.mail(pub.site, outcome, now=time.time())
+    except Exception:  # the subscription is recorded; a failed mail must not lose it or show a 500
+        log.exception("could not send the %s mail", outcome.mail)
+        return False
+
+
+async def confirm(pub: Public, request: Request) -> Response:
+    token = request.path_params["token"]
+    max_age = float(pub.site.settings["confirm_max_age"])
+    found = signup.read_confirmation(pub.signer, token, max_age, time.time())
+    lang = pub.language(request)
+    _ = translations(lang).gettext
+    if found is None:
+        text = _("This link has expired or is not valid.")
+        return pub.message(request, lang, "Page not found", text, 404, "error")
+    subscriber_id, list_id = found
+    with pub.site.store.read() as conn:
+        person = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
+        mlist = conn.execute(select(lists).where(lists.c.id == list_id)).first()
+    if person is None or mlist is None:
+        return pub.not_found(request, lang)
+    lang = pub.language(request, person.language)
+    _ = translations(lang).gettext
+    name = (mlist.name or {}).get(lang) or mlist.slug
+    if request.method == "GET":
+        # Mail scanners follow links: a GET only shows the button, the POST confirms.
+        return pub.page(request, "confirm.html", lang, token=token, list_name=name)
+    form = await request.form()
+    if not pub.csrf_ok(request, form):
+        text = _("Your session has expired. Please reload the page and try again.")
+        return pub.message(request, lang, "Confirm your subscription", text, 403, "error")
+    ip = pub.client_ip(request)
+
+    def apply() -> str | None:
+        with pub.site.store.write() as conn:
+            return signup.confirm(conn, subscriber_id, list_id, ip=ip, now=now_utc())
+
+    state = await run_in_threadpool(apply)
+    if state != "confirmed":
+        return pub.message(
+            request, lang, "Page not found", _("This link has expired or is not valid."), 404, "error"
+        )
+    text = _("Thank you! You are now subscribed to %(list)s.") % {"list": name}
+    return pub.message(request, lang, "Subscription confirmed", text)
