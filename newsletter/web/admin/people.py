@@ -1,0 +1,67 @@
+"""Subscribers page: counts per list, language and status; one person's history; unsubscribe or forget."""
+
+from __future__ import annotations
+
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from newsletter.audience import status
+from newsletter.audience.lists import list_counts
+from newsletter.audience.subscribers import forget, normalize_email, show
+from newsletter.errors import InputError
+from newsletter.store import now_utc
+from newsletter.web.admin.auth import guard, site_of
+from newsletter.web.admin.render import render
+
+
+@guard()
+def subscribers(request: Request, _form: FormData | None) -> Response:
+    site = site_of(request)
+    query = request.query_params.get("email", "").strip()
+    person, error = None, ""
+    if query:
+        try:
+            person = show(site.store, query)
+            if person is None:
+                error = f"No subscriber with the address {normalize_email(query)}."
+        except InputError as exc:
+            error = str(exc)
+    return render(
+        request,
+        "subscribers.html",
+        {
+            "counts": list_counts(site.store),
+            "query": query,
+            "person": person,
+            "error": error,
+            "done": request.query_params.get("done", ""),
+        },
+    )
+
+
+@guard("staff")
+def unsubscribe(request: Request, form: FormData | None) -> Response:
+    site = site_of(request)
+    email = normalize_email(str(form.get("email", "")) if form else "")
+    user = request.state.user
+    person = show(site.store, email)
+    with site.store.write() as conn:
+        status.leave(
+            conn,
+            person["subscriber"]["id"] if person else None,
+            "unsubscribed",
+            source="admin",
+            detail=f"by {user.email} in the dashboard",
+            email=email,
+            now=now_utc(),
+        )
+    return RedirectResponse(f"/admin/subscribers?email={email}&done=unsubscribed", status_code=303)
+
+
+@guard("staff")
+def forget_person(request: Request, form: FormData | None) -> Response:
+    site = site_of(request)
+    email = normalize_email(str(form.get("email", "")) if form else "")
+    forget(site.store, email)
+    return RedirectResponse("/admin/subscribers?done=forgotten", status_code=303)
