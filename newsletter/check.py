@@ -12,7 +12,14 @@ from rich.table import Table
 from newsletter.site import Site
 
 # Each returns a CheckReport for its stage. Dotted paths, so a stage is imported only when checked.
-CHECKERS = ("newsletter.audience.lists:check_site",)
+CHECKERS = (
+    "newsletter.audience.lists:check_site",
+    "newsletter.feeds.config:check_site",
+    "newsletter.render.check:check_site",
+    "newsletter.schedule.check:check_site",
+    "newsletter.send.check:check_site",
+    "newsletter.track.check:check_site",
+)
 
 
 @dataclass
