@@ -110,3 +110,30 @@ def test_worker_once_drains_and_in_doubt_lists_and_decides(send_site: Any, site_
     assert decided.exit_code == 0, decided.output
     assert run(send_site, site_env, "worker", "--once").exit_code == 0
     assert ledger.counts(send_site.store, occ) == {"sent": 4}
+
+
+def test_a_digest_with_nothing_new_is_not_sent_unless_forced(site: Any, site_env: dict[str, str]) -> None:
+    """The example site's weekly digest is only_if_new_items: a manual send follows the same rule."""
+    from newsletter.feeds.pull import pull_feeds
+
+    add_subscribers(site.store, 3, languages=("en", "fr", "ru"), now=NOW)
+    pull_feeds(site)  # a first pull marks every item as already seen: nothing is new
+    skipped = run(site, site_env, "send", "weekly-digest", "--json")
+    assert skipped.exit_code == 0, skipped.output
+    assert json.loads(skipped.stdout)["skipped"].startswith("no new items since")
+    assert not site.outbox_dir.exists() or not any(site.outbox_dir.iterdir())
+    forced = run(site, site_env, "send", "weekly-digest", "--force", "--json")
+    assert forced.exit_code == 0, forced.output
+    assert json.loads(forced.stdout)["sent"] == 3
+
+
+def test_a_digest_goes_out_once_per_batch_of_new_items(site: Any, site_env: dict[str, str]) -> None:
+    from newsletter.feeds.pull import pull_feeds
+
+    add_subscribers(site.store, 2, languages=("es", "pt"), now=NOW)
+    pull_feeds(site, backfill=True)
+    first = run(site, site_env, "send", "weekly-digest", "--json")
+    assert json.loads(first.stdout)["sent"] == 2, first.output
+    again = run(site, site_env, "send", "weekly-digest", "--json")
+    assert "skipped" in json.loads(again.stdout), again.output
+    assert len(list(site.outbox_dir.iterdir())) == 2

@@ -33,6 +33,9 @@ def send(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Render and count; send nothing.")] = False,
     test: Annotated[str | None, typer.Option("--test", help="Send one test copy to this address.")] = None,
     lang: Annotated[str | None, typer.Option("--lang", help="Language of the test copy.")] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Send a digest marked only_if_new_items even with nothing new.")
+    ] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Send a campaign now, a test copy of it, or (--dry-run) show what would go."""
@@ -54,7 +57,25 @@ def send(
     if test:
         _send_test(loaded, campaign, test, lang, event, now, as_json)
         return
+    if not force and (reason := _nothing_new(loaded, campaign, now)):
+        if as_json:
+            print_json({"campaign": campaign, "sent": 0, "skipped": reason})
+        else:
+            console.print(f"{campaign}: not sent, {reason} (--force sends it anyway)")
+        return
     _send_now(loaded, campaign, event, now, as_json)
+
+
+def _nothing_new(site: Any, campaign_id: str, now: Any) -> str | None:
+    """Why a digest marked only_if_new_items would be empty now, as the scheduler decides; else None."""
+    from newsletter.schedule.config import load_schedules
+    from newsletter.schedule.sources import new_items_for
+
+    campaign = load_schedules(site).campaigns.get(campaign_id)
+    if campaign is None or not campaign.trigger.only_if_new_items:
+        return None
+    count, since = new_items_for(site.store, campaign, now)
+    return None if count else f"no new items since {since:%Y-%m-%d %H:%M} UTC"
 
 
 def _send_test(
