@@ -40,28 +40,15 @@ sys.path.insert(0, str(REPO))
 from newsletter.report import figures, rollup  # noqa: E402
 from newsletter.report.users import add_user  # noqa: E402
 from newsletter.site import Site  # noqa: E402
+from newsletter.store.bulk import insert_many  # noqa: E402
 from newsletter.store.tables import events, links, occurrences, sends, subscribers  # noqa: E402
+from newsletter.track.events import db_time, insert_events  # noqa: E402
 from newsletter.web.app import create_app  # noqa: E402
 
 LANGS = ("en", "fr", "es", "ru", "pt")
 T0 = datetime(2021, 5, 18, 9, 0, tzinfo=UTC)
 OCCURRENCES = 10
 PASSWORD = "bench password 123"
-EVENT_COLUMNS = [
-    "kind",
-    "source",
-    "occurrence_id",
-    "send_id",
-    "subscriber_id",
-    "link_id",
-    "campaign",
-    "language",
-    "label",
-    "machine",
-    "user_agent",
-    "ip",
-    "at",
-]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -72,41 +59,30 @@ def percentile(values: list[float], p: float) -> float:
 # ---------------------------------------------------------------- filling the store
 
 
-def _bulk(site: Site, table: sa.Table, columns: list[str], rows: list[tuple[Any, ...]]) -> None:
-    """Fast bulk insert: COPY on PostgreSQL, executemany on the raw sqlite3 connection."""
-    store = site.store
-    with store.write() as conn:
-        raw = conn.connection.dbapi_connection
-        assert raw is not None
-        cur = raw.cursor()
-        if store.is_sqlite:
-            marks = ",".join("?" * len(columns))
-            cur.executemany(f"INSERT INTO {table.name} ({','.join(columns)}) VALUES ({marks})", rows)
-        else:
-            with cur.copy(f"COPY {table.name} ({','.join(columns)}) FROM STDIN") as copy:  # type: ignore[attr-defined]
-                for row in rows:
-                    copy.write_row(row)
-        cur.close()
-
-
-def _ts(site: Site, value: datetime) -> Any:
-    # SQLite keeps naive UTC text (what UTCDateTime writes); PostgreSQL takes the aware datetime.
-    return value.replace(tzinfo=None).isoformat(" ") if site.store.is_sqlite else value
-
-
 def fill(site: Site, n_events: int, n_subscribers: int) -> int:
     """Subscribers, 10 sent occurrences (the first to everyone), their links, ledger and events."""
     rng = random.Random(8)
     store = site.store
-    _bulk(
-        site,
-        subscribers,
-        ["id", "email", "name", "language", "timezone", "country", "attributes", "created_at", "updated_at"],
-        [
-            (i, f"p{i}@example.org", "", LANGS[i % 5], "UTC", "", "{}", _ts(site, T0), _ts(site, T0))
-            for i in range(1, n_subscribers + 1)
-        ],
-    )
+    dialect = store.dialect
+    with store.write() as conn:
+        insert_many(
+            conn,
+            subscribers,
+            [
+                {
+                    "id": i,
+                    "email": f"p{i}@example.org",
+                    "name": "",
+                    "language": LANGS[i % 5],
+                    "timezone": "UTC",
+                    "country": "",
+                    "attributes": {},
+                    "created_at": T0,
+                    "updated_at": T0,
+                }
+                for i in range(1, n_subscribers + 1)
+            ],
+        )
     with store.write() as conn:
         for o in range(1, OCCURRENCES + 1):
             due = T0 + timedelta(days=7 * (o - 1))
@@ -150,23 +126,19 @@ def fill(site: Site, n_events: int, n_subscribers: int) -> int:
             recipients[o].append((send_id, sub))
             due = T0 + timedelta(days=7 * (o - 1))
             send_rows.append(
-                (
-                    send_id,
-                    o,
-                    sub,
-                    f"p{sub}@example.org",
-                    LANGS[sub % 5],
-                    "sent",
-                    _ts(site, due),
-                    _ts(site, due),
-                )
+                {
+                    "id": send_id,
+                    "occurrence_id": o,
+                    "subscriber_id": sub,
+                    "email": f"p{sub}@example.org",
+                    "language": LANGS[sub % 5],
+                    "status": "sent",
+                    "created_at": due,
+                    "sent_at": due,
+                }
             )
-    _bulk(
-        site,
-        sends,
-        ["id", "occurrence_id", "subscriber_id", "email", "language", "status", "created_at", "sent_at"],
-        send_rows,
-    )
+    with store.write() as conn:
+        insert_many(conn, sends, send_rows)
     # Events: half for occurrence 1 (the page we time), half spread over the others.
     batch: list[tuple[Any, ...]] = []
     made = 0
@@ -199,15 +171,19 @@ def fill(site: Site, n_events: int, n_subscribers: int) -> int:
                 rng.random() < 0.25 if kind in ("open", "click") else False,
                 "",
                 "",
-                _ts(site, at),
+                None,
+                None,
+                db_time(at, dialect),
             )
         )
         made += 1
         if len(batch) >= 100_000:
-            _bulk(site, events, EVENT_COLUMNS, batch)
+            with store.write() as conn:
+                insert_events(conn, batch)
             batch = []
     if batch:
-        _bulk(site, events, EVENT_COLUMNS, batch)
+        with store.write() as conn:
+            insert_events(conn, batch)
     if not store.is_sqlite:
         with store.write() as conn:
             for table in ("subscribers", "sends", "events", "links", "occurrences"):
@@ -223,26 +199,29 @@ def fill(site: Site, n_events: int, n_subscribers: int) -> int:
 
 def more_events(site: Site, n: int, rng: random.Random) -> None:
     """`n` new opens and clicks on occurrence 1 in its first two days, as the tracking stage writes them."""
+    dialect = site.store.dialect
     rows = [
-        {
-            "kind": rng.choice(("open", "click")),
-            "source": "pixel",
-            "occurrence_id": 1,
-            "send_id": rng.randint(1, 1000),
-            "subscriber_id": None,
-            "link_id": None,
-            "campaign": "campaign-1",
-            "language": rng.choice(LANGS),
-            "label": None,
-            "machine": False,
-            "user_agent": "",
-            "ip": "",
-            "at": T0 + timedelta(minutes=rng.uniform(0, 2880)),
-        }
+        (
+            rng.choice(("open", "click")),
+            "pixel",
+            1,
+            rng.randint(1, 1000),
+            None,
+            None,
+            "campaign-1",
+            rng.choice(LANGS),
+            None,
+            False,
+            "",
+            "",
+            None,
+            None,
+            db_time(T0 + timedelta(minutes=rng.uniform(0, 2880)), dialect),
+        )
         for _ in range(n)
     ]
     with site.store.write() as conn:
-        conn.execute(events.insert(), rows)
+        insert_events(conn, rows)
 
 
 # ---------------------------------------------------------------- the baseline: figures from raw events

@@ -6,6 +6,7 @@ and the store it opens lazily.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -18,6 +19,22 @@ from newsletter.settings import CONFIG_FILE, Settings, load_settings, read_toml
 from newsletter.store import Store
 
 DEFAULT_LANGUAGES = ("en",)
+
+
+def pick_language(chain: Sequence[str], offered: Sequence[str], default: str) -> str:
+    """The first language of `chain` on `offered` (case-insensitive), else `default` or the first offered.
+
+    The one rule for "which campaign language does this reader get": the planner's counts and the
+    sender's choice must agree.
+    """
+    by_lower = {lang.lower(): lang for lang in offered}
+    for language in chain:
+        found = by_lower.get(language.strip().replace("_", "-").lower())
+        if found is not None:
+            return found
+    if default in offered or not offered:
+        return default
+    return offered[0]
 
 
 @dataclass

@@ -14,8 +14,6 @@ from babel.support import NullTranslations
 from newsletter.errors import RenderError
 from newsletter.render import catalogs
 
-# Files under these folders are building blocks, not emails.
-PARTIAL_DIRS = ("layouts", "partials")
 SUFFIX = ".mjml"
 
 

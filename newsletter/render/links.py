@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -118,7 +118,3 @@ def register_links(
                 )
                 ids[url] = int(result.inserted_primary_key[0])  # type: ignore[index]
     return ids
-
-
-def tracked_targets(ids: Mapping[str, int], click: Callable[[int], str]) -> dict[str, str]:
-    return {url: click(link_id) for url, link_id in ids.items()}

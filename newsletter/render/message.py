@@ -224,6 +224,6 @@ class Prepared:
             f"Date: {self._date if date is None else rfc2822_date(date)}{CRLF}"
             f"To: {_address(recipient.name, recipient.email)}{CRLF}"
             f"Message-ID: <{recipient.send_id}.{self._mid}@{self._domain}>{CRLF}"
-            f"List-Unsubscribe: <{self.base_url}/u/{token}>{CRLF}"
+            f"List-Unsubscribe: <{urls.unsubscribe_url(self.base_url, token)}>{CRLF}"
         )
         return self._head + personal.encode("utf-8") + b"".join(body)

@@ -18,12 +18,12 @@ from newsletter.render.links import LinkHelper, collect_links, register_links, r
 from newsletter.render.message import NAME, Prepared, time_placeholder
 from newsletter.render.mjml import compile_mjml, lint_files, referenced_files
 from newsletter.render.text import html_to_text
-from newsletter.site import Site
+from newsletter.site import Site, pick_language
 from newsletter.store.tables import lists, occurrences
 from newsletter.tokens import Signer
 
 if TYPE_CHECKING:
-    from newsletter.schedule.model import Schedules
+    from newsletter.schedule.model import Campaign, Schedules
     from newsletter.store import Store
 
 DEFAULTS: dict[str, Any] = {"deadline": None, "sign_on_url": "", "confirm_url": ""}
@@ -31,13 +31,8 @@ DEFAULTS: dict[str, Any] = {"deadline": None, "sign_on_url": "", "confirm_url": 
 
 def resolve_language(site: Site, subscriber_language: str, campaign_languages: Sequence[str]) -> str:
     """The campaign language a subscriber reads: the first of their fallback chain the campaign has."""
-    offered = {lang.lower(): lang for lang in campaign_languages}
-    for language in site.fallback_chain(subscriber_language.strip().replace("_", "-")):
-        if language.lower() in offered:
-            return offered[language.lower()]
-    if site.default_language in campaign_languages or not campaign_languages:
-        return site.default_language
-    return campaign_languages[0]
+    chain = site.fallback_chain(subscriber_language.strip().replace("_", "-"))
+    return pick_language(chain, campaign_languages, site.default_language)
 
 
 def check_language(site: Site, language: str) -> str:
@@ -255,9 +250,7 @@ def prepare_occurrence(
             raise RenderError(
                 f"occurrence {occurrence_id}: event {row.event_id!r} is not in {schedules.source}"
             )
-        mlist = None
-        if campaign.audience.lists:
-            mlist = conn.execute(select(lists).where(lists.c.slug == campaign.audience.lists[0])).first()
+        from_list = list_fields(conn, campaign, language)
         due_at = row.due_at
         context = content.occurrence_context(
             conn,
@@ -267,11 +260,6 @@ def prepare_occurrence(
             chain=site.fallback_chain(language),
             due_at=due_at,
         )
-    sender = (mlist.sender_name, mlist.sender_email) if mlist is not None else None
-    list_name = ""
-    if mlist is not None:
-        names = mlist.name or {}
-        list_name = names.get(language) or names.get(mlist.default_language) or mlist.slug
     return prepare(
         site,
         template=campaign.template,
@@ -283,11 +271,24 @@ def prepare_occurrence(
         store=store,
         subject=campaign.subject.get(language),
         preheader=campaign.preheader.get(language),
-        sender=sender,
-        postal_address=mlist.postal_address if mlist is not None else "",
         track=campaign.track,
         utm=campaign.utm,
-        list_name=list_name,
-        list_slug=mlist.slug if mlist is not None else "",
         missing_translation=campaign.missing_translation,
+        **from_list,
     )
+
+
+def list_fields(conn: Any, campaign: Campaign, language: str) -> dict[str, Any]:
+    """Sender, postal address, list name and slug for `prepare`, from the campaign's first list."""
+    mlist = None
+    if campaign.audience.lists:
+        mlist = conn.execute(select(lists).where(lists.c.slug == campaign.audience.lists[0])).first()
+    if mlist is None:
+        return {"sender": None, "postal_address": "", "list_name": "", "list_slug": ""}
+    names = mlist.name or {}
+    return {
+        "sender": (mlist.sender_name, mlist.sender_email),
+        "postal_address": mlist.postal_address,
+        "list_name": names.get(language) or names.get(mlist.default_language) or mlist.slug,
+        "list_slug": mlist.slug,
+    }

@@ -32,6 +32,8 @@ FIGURE_COLUMNS = [
     "sign_on_raw",
     "conversions",
 ]
+# The figures a link row has; its other columns stay blank (a link is not sent, delivered or opened).
+LINK_COLUMNS = frozenset({"clicks", "clicks_all", "clicks_raw", "click_rate", "click_to_open", "conversions"})
 PAGE = 5000
 
 
@@ -53,21 +55,10 @@ def figures_rows(report: CampaignReport) -> Iterator[list[Any]]:
             clicks_raw=link.clicks_raw,
             conversions=link.conversions,
         )
-        row = cells(per_link)
-        for name in (
-            "sent",
-            "delivered",
-            "bounced",
-            "dropped",
-            "opens",
-            "opens_all",
-            "opens_raw",
-            "unsubscribes",
-            "spam_reports",
-            "sign_on",
-            "sign_on_raw",
-        ):
-            row[FIGURE_COLUMNS.index(name)] = ""
+        row = [
+            value if name in LINK_COLUMNS else ""
+            for name, value in zip(FIGURE_COLUMNS, cells(per_link), strict=True)
+        ]
         yield ["link", link.language, link.label, link.url, *row]
 
 

@@ -87,19 +87,7 @@ def _fold_raw(conn: Connection, dialect: str, lo: int, hi: int) -> None:
             .where(e.id > lo, e.id <= hi, e.occurrence_id.is_not(None), cond)
             .group_by(e.occurrence_id, lang, scope, e.kind, hour)
         )
-        stmt = _insert(dialect)(report_counts).from_select(
-            ["occurrence_id", "language", "scope", "kind", "hour", "raw", "raw_human", "uniq", "uniq_human"],
-            query,
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["occurrence_id", "language", "scope", "kind", "hour"],
-                set_={
-                    "raw": report_counts.c.raw + stmt.excluded.raw,
-                    "raw_human": report_counts.c.raw_human + stmt.excluded.raw_human,
-                },
-            )
-        )
+        _add_counts(conn, dialect, query, ("raw", "raw_human"))
 
 
 def _fold_unique(conn: Connection, dialect: str, lo: int, hi: int) -> None:
@@ -145,6 +133,11 @@ def _fold_unique(conn: Connection, dialect: str, lo: int, hi: int) -> None:
         .where(s.batch == hi)
         .group_by(s.occurrence_id, s.language, s.scope, s.kind, s.hour)
     )
+    _add_counts(conn, dialect, query, ("uniq", "uniq_human"))
+
+
+def _add_counts(conn: Connection, dialect: str, query: Any, counted: tuple[str, ...]) -> None:
+    """INSERT `query`'s rows into report_counts; on an existing row, add to its `counted` columns."""
     stmt = _insert(dialect)(report_counts).from_select(
         ["occurrence_id", "language", "scope", "kind", "hour", "raw", "raw_human", "uniq", "uniq_human"],
         query,
@@ -152,10 +145,7 @@ def _fold_unique(conn: Connection, dialect: str, lo: int, hi: int) -> None:
     conn.execute(
         stmt.on_conflict_do_update(
             index_elements=["occurrence_id", "language", "scope", "kind", "hour"],
-            set_={
-                "uniq": report_counts.c.uniq + stmt.excluded.uniq,
-                "uniq_human": report_counts.c.uniq_human + stmt.excluded.uniq_human,
-            },
+            set_={name: report_counts.c[name] + stmt.excluded[name] for name in counted},
         )
     )
 

@@ -57,6 +57,14 @@ class _Parser:
     def where(self, node: Located) -> str:
         return f"{node.path}:{node.line}:{node.column}"
 
+    def claim_id(self, node: Located, kind: str, ids: dict[str, str]) -> None:
+        """Record the node's id in `ids` (id -> what holds it), or report it as taken."""
+        ident = str(node.get("id", ""))
+        if ident and ident in ids:
+            self.fail(node, "id", f"duplicate id {ident!r}: already used by the {ids[ident]}")
+        elif ident:
+            ids[ident] = f"{kind} at {self.where(node)}"
+
     def mapping(self, value: Any, parent: Located, key: str, allowed: set[str]) -> Located | None:
         if not isinstance(value, Located):
             self.fail(parent, key, f"{key}: expected a mapping with {', '.join(sorted(allowed))}")
@@ -404,11 +412,7 @@ def parse_schedules(site: Site, text: str | None = None) -> Schedules:
     ids: dict[str, str] = {}  # every id, events and campaigns: one namespace, so `send X` is unambiguous
     for node in event_nodes:
         event = parser.event(node)
-        ident = str(node.get("id", ""))
-        if ident and ident in ids:
-            parser.fail(node, "id", f"duplicate id {ident!r}: already used by the {ids[ident]}")
-        elif ident:
-            ids[ident] = f"event at {parser.where(node)}"
+        parser.claim_id(node, "event", ids)
         if event and event.id not in events:
             events[event.id] = event
     ctx = _Context(events, site_lists(site), site_templates(site))
@@ -416,11 +420,7 @@ def parse_schedules(site: Site, text: str | None = None) -> Schedules:
     campaigns: dict[str, Campaign] = {}
     for node in campaign_nodes:
         campaign = parser.campaign(node, ctx)
-        ident = str(node.get("id", ""))
-        if ident and ident in ids:
-            parser.fail(node, "id", f"duplicate id {ident!r}: already used by the {ids[ident]}")
-        elif ident:
-            ids[ident] = f"campaign at {parser.where(node)}"
+        parser.claim_id(node, "campaign", ids)
         if campaign and campaign.id not in campaigns:
             campaigns[campaign.id] = campaign
     if parser.errors:

@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from newsletter.feeds.pull import pull_feeds as pull
 from newsletter.schedule.model import Schedules
 from newsletter.schedule.occurrences import claim, mark
+from newsletter.send.engine import enqueue_occurrence
 from newsletter.store import now_utc
 
 log = logging.getLogger("newsletter.schedule")
@@ -44,13 +46,6 @@ def bound() -> Binding:
     return _bound
 
 
-def send_engine() -> Enqueue:
-    """The send stage's enqueue_occurrence (creates the per-recipient ledger rows)."""
-    from newsletter.send.engine import enqueue_occurrence
-
-    return enqueue_occurrence  # type: ignore[no-any-return]
-
-
 def fire(occurrence_id: int) -> str:
     """Claim a due occurrence (at most once) and hand it to the send engine; returns what happened."""
     b = bound()
@@ -71,7 +66,7 @@ def fire(occurrence_id: int) -> str:
             log.info("occurrence %s %s", row.key, reason)
             return reason
     try:
-        enqueue = b.enqueue or send_engine()
+        enqueue = b.enqueue or enqueue_occurrence
         queued = enqueue(b.site, row.id, now)
     except Exception as exc:  # the send stage failed: record it, the scheduler goes on
         reason = f"failed to enqueue: {type(exc).__name__}: {exc}"
@@ -87,7 +82,7 @@ def finish_enqueue(occurrence_id: int) -> str:
     b = bound()
     now = b.clock()
     try:
-        queued = (b.enqueue or send_engine())(b.site, occurrence_id, now)
+        queued = (b.enqueue or enqueue_occurrence)(b.site, occurrence_id, now)
     except Exception as exc:
         reason = f"failed to enqueue: {type(exc).__name__}: {exc}"
         mark(b.site.store, occurrence_id, "failed", reason, now)
@@ -99,10 +94,6 @@ def finish_enqueue(occurrence_id: int) -> str:
 
 def pull_feeds() -> None:
     """The interval feed pull of `newsletter run`, so digests find new items by themselves."""
-    try:
-        from newsletter.feeds.pull import pull_feeds as pull
-    except ImportError:  # the feeds stage is optional for a site without feeds
-        return
     try:
         results = pull(bound().site)
         log.info("feeds pulled: %s", ", ".join(f"{r.name} {r.status}" for r in results) or "no feeds")

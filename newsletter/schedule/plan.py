@@ -14,6 +14,7 @@ from typing import Any
 
 from newsletter.schedule.model import Campaign, Event, Schedules, Session
 from newsletter.schedule.times import parse_every, recipient_time, zone
+from newsletter.site import pick_language
 
 Fallback = Callable[[str], Sequence[str]]
 
@@ -148,7 +149,7 @@ def expand(schedules: Schedules, start: datetime, end: datetime) -> list[Planned
 def effective_language(language: str, offered: Sequence[str], fallback: Fallback | None) -> str:
     """The campaign language a subscriber reads: the first of their fallback chain on offer."""
     chain = fallback(language) if fallback else (language,)
-    return next((lang for lang in chain if lang in offered), offered[0] if offered else language)
+    return pick_language(chain, offered, offered[0] if offered else language)
 
 
 def _spread(

@@ -67,34 +67,19 @@ def enqueue_occurrence(site: Any, occurrence_id: int, now: datetime) -> int:
         else:
             cursor = int(plan.last_subscriber_id)
     language_of: dict[str, str] = {}
+    timing = (recipient_time, occ, campaign) if timed else None
+
+    def insert(page: list[Any]) -> None:
+        _insert_page(store, occurrence_id, page, now, language_of, site, languages, resolve_language, timing)
+
     page: list[Any] = []
     for person in stream_audience(store, campaign.audience, page=PAGE, after_id=cursor):
         page.append(person)
         if len(page) >= PAGE:
-            _insert_page(
-                store,
-                occurrence_id,
-                page,
-                now,
-                language_of,
-                site,
-                languages,
-                resolve_language,
-                (recipient_time, occ, campaign) if timed else None,
-            )
+            insert(page)
             page = []
     if page:
-        _insert_page(
-            store,
-            occurrence_id,
-            page,
-            now,
-            language_of,
-            site,
-            languages,
-            resolve_language,
-            (recipient_time, occ, campaign) if timed else None,
-        )
+        insert(page)
     with store.write() as conn:
         by_status: dict[str, int] = dict(
             conn.execute(  # type: ignore[arg-type]
@@ -114,7 +99,7 @@ def enqueue_occurrence(site: Any, occurrence_id: int, now: datetime) -> int:
             )
         )
         plan = conn.execute(select(send_plans).where(send_plans.c.occurrence_id == occurrence_id)).one()
-        ledger._maybe_finish(conn, occurrence_id, now)  # an empty audience is done at once
+        ledger.maybe_finish(conn, occurrence_id, now)  # an empty audience is done at once
     return int(plan.total) - int(plan.suppressed)
 
 
@@ -142,7 +127,7 @@ def _insert_page(
                 p.timezone or "UTC",
                 local_time=campaign.local_time,
                 quiet_hours=campaign.quiet_hours,
-                not_after=getattr(occ, "not_after", None),
+                not_after=occ.not_after,
             )
         rows.append(
             {

@@ -145,7 +145,7 @@ def claim_batch(
             conn.execute(
                 update(send_batches).where(send_batches.c.id == batch_id).values(status="sent", size=0)
             )
-            _maybe_finish(conn, first.occurrence_id, now)
+            maybe_finish(conn, first.occurrence_id, now)
         return Claim(batch_id, first.occurrence_id, first.language, transport, tuple(rows), suppressed)
 
 
@@ -278,7 +278,7 @@ def mark_sent(
             values["status"] = "sent"
         conn.execute(update(send_batches).where(send_batches.c.id == batch_id).values(**values))
         if final:
-            _maybe_finish(conn, _occurrence_of(conn, batch_id), now)
+            maybe_finish(conn, _occurrence_of(conn, batch_id), now)
 
 
 def close_batch(
@@ -311,7 +311,7 @@ def close_batch(
             values["provider_id"] = provider_id[:200]
         conn.execute(update(send_batches).where(send_batches.c.id == batch_id).values(**values))
         if final:
-            _maybe_finish(conn, _occurrence_of(conn, batch_id), now)
+            maybe_finish(conn, _occurrence_of(conn, batch_id), now)
 
 
 def pause_occurrence(store: Store, occurrence_id: int, reason: str, now: datetime) -> None:
@@ -340,7 +340,7 @@ def _occurrence_of(conn: Connection, batch_id: int) -> int:
     return int(conn.scalar(select(send_batches.c.occurrence_id).where(send_batches.c.id == batch_id)) or 0)
 
 
-def _maybe_finish(conn: Connection, occurrence_id: int, now: datetime) -> None:
+def maybe_finish(conn: Connection, occurrence_id: int, now: datetime) -> None:
     """Mark the occurrence `sent` once its plan is complete and no row is open any more."""
     plan = conn.execute(select(send_plans).where(send_plans.c.occurrence_id == occurrence_id)).first()
     if plan is None or plan.status != "ready":
@@ -492,7 +492,7 @@ def _close_doubted(conn: Connection, now: datetime, by: str) -> None:
             .values(status="sent", decided_by=by, updated_at=now)
         )
     for occurrence_id in {b.occurrence_id for b in done}:
-        _maybe_finish(conn, occurrence_id, now)
+        maybe_finish(conn, occurrence_id, now)
 
 
 def list_in_doubt(store: Store) -> list[dict[str, Any]]:

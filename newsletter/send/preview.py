@@ -6,11 +6,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
-
 from newsletter.audience.select import count_audience
 from newsletter.errors import InputError
-from newsletter.store.tables import lists
 
 
 @dataclass(frozen=True)
@@ -28,6 +25,7 @@ def prepare_campaign(
     """The campaign's message in `language` as it would go now (links untracked: no occurrence)."""
     from newsletter.render import prepare
     from newsletter.render.content import occurrence_context
+    from newsletter.render.prepare import list_fields
     from newsletter.schedule.config import load_schedules
 
     schedules = load_schedules(site)
@@ -49,7 +47,7 @@ def prepare_campaign(
             chain=site.fallback_chain(language),
             due_at=now,
         )
-        mlist = conn.execute(select(lists).where(lists.c.slug.in_(campaign.audience.lists))).first()
+        from_list = list_fields(conn, campaign, language)
     return prepare(
         site,
         template=campaign.template,
@@ -59,12 +57,10 @@ def prepare_campaign(
         now=now,
         subject=campaign.subject.get(language),
         preheader=campaign.preheader.get(language),
-        sender=(mlist.sender_name, mlist.sender_email) if mlist is not None else None,
-        postal_address=mlist.postal_address if mlist is not None else "",
         track=False,
         utm=campaign.utm,
-        list_name=(mlist.name or {}).get(language, mlist.slug) if mlist is not None else "",
         missing_translation=campaign.missing_translation,
+        **from_list,
     )
 
 

@@ -295,19 +295,22 @@ class _Collector:
         return f"250 OK queued as q{len(self.box.messages)}"
 
 
+def _authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> Any:
+    """aiosmtpd's authenticator for the test servers: user `sender`, password `secret`."""
+    from aiosmtpd.smtp import AuthResult, LoginPassword
+
+    ok = (
+        isinstance(auth_data, LoginPassword)
+        and auth_data.login == b"sender"
+        and auth_data.password == b"secret"
+    )
+    return AuthResult(success=ok, handled=False)
+
+
 @pytest.fixture
 def smtp_server() -> Iterator[Mailbox]:
     """aiosmtpd on a free port with AUTH (user `sender`, password `secret`) collecting every message."""
     from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult, LoginPassword
-
-    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-        ok = (
-            isinstance(auth_data, LoginPassword)
-            and auth_data.login == b"sender"
-            and auth_data.password == b"secret"
-        )
-        return AuthResult(success=ok, handled=False)
 
     port = free_port()
     box = Mailbox("127.0.0.1", port)
@@ -315,7 +318,7 @@ def smtp_server() -> Iterator[Mailbox]:
         _Collector(box),
         hostname="127.0.0.1",
         port=port,
-        authenticator=authenticate,
+        authenticator=_authenticate,
         auth_require_tls=False,
         auth_required=False,
     )
@@ -409,19 +412,10 @@ def tls_smtp_server(tmp_path: Path) -> Iterator[tuple[Mailbox, Path]]:
     import ssl
 
     from aiosmtpd.controller import Controller
-    from aiosmtpd.smtp import AuthResult, LoginPassword
 
     cert, key = self_signed(tmp_path)
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
-
-    def authenticate(server: Any, session: Any, envelope: Any, mechanism: str, auth_data: Any) -> AuthResult:
-        ok = (
-            isinstance(auth_data, LoginPassword)
-            and auth_data.login == b"sender"
-            and auth_data.password == b"secret"
-        )
-        return AuthResult(success=ok, handled=False)
 
     port = free_port()
     box = Mailbox("127.0.0.1", port)
@@ -431,7 +425,7 @@ def tls_smtp_server(tmp_path: Path) -> Iterator[tuple[Mailbox, Path]]:
         port=port,
         tls_context=context,
         require_starttls=True,
-        authenticator=authenticate,
+        authenticator=_authenticate,
         auth_required=True,
     )
     controller.start()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
@@ -137,7 +136,3 @@ async def logout(request: Request) -> Response:
     if session.csrf_ok(form.get(CSRF_FIELD)):  # type: ignore[arg-type]
         session.logout()
     return RedirectResponse("/admin/login", status_code=303)
-
-
-def context_user(request: Request) -> dict[str, Any]:
-    return {"user": getattr(request.state, "user", None)}

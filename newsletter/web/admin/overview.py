@@ -79,7 +79,7 @@ def attention(site: Site, now: Any) -> dict[str, Any]:
             )
         ).all()
     report, why = stages.attempt(stages.translation_report, site)
-    incomplete = list(getattr(report, "warnings", []) or []) + list(getattr(report, "errors", []) or [])
+    incomplete = [*report.warnings, *report.errors] if report is not None else []
     return {
         "missed": missed,
         "in_doubt": doubt,

@@ -1,7 +1,7 @@
 """What the dashboard asks of the other stages (plan, occurrences, render, send), in one place.
 
-Each stage is imported when first needed, so a site without, say, a sending configuration still
-shows its reports; a stage that fails to load or answer becomes an `Unavailable` the page shows.
+A stage that cannot answer (a bad schedules.yaml, a campaign not stored yet) raises a NewsletterError
+that `attempt` turns into the reason the page shows, so the rest of the page still renders.
 """
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from __future__ import annotations
 import email
 import email.policy
 import hashlib
-import importlib
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,6 +19,15 @@ from typing import Any
 from sqlalchemy import select
 
 from newsletter.errors import NewsletterError
+from newsletter.render import prepare_occurrence
+from newsletter.render.check import check_site
+from newsletter.render.message import Recipient
+from newsletter.render.preview import preview as write_preview
+from newsletter.schedule import occurrences as schedule_occurrences
+from newsletter.schedule.config import load_schedules
+from newsletter.schedule.plan import plan_for_site
+from newsletter.send import ledger
+from newsletter.send.engine import send_single
 from newsletter.site import Site
 from newsletter.store.tables import occurrences
 
@@ -28,36 +36,32 @@ class Unavailable(NewsletterError):
     """A stage the page needs could not answer; the message says which and why."""
 
 
-def _function(dotted: str) -> Callable[..., Any]:
-    module, _, name = dotted.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name)  # type: ignore[no-any-return]
-    except (ImportError, AttributeError) as exc:
-        raise Unavailable(f"{dotted} is not available ({exc})") from None
-
-
 def plan(site: Site, now: datetime, days: int = 30) -> list[Any]:
     """The plan's sends from a week ago to `days` ahead (PlannedSend objects)."""
-    return list(_function("newsletter.schedule.plan.plan_for_site")(site, now, days))
+    return list(plan_for_site(site, now, days))
+
+
+_ACTIONS = {
+    "pause": schedule_occurrences.pause,
+    "resume": schedule_occurrences.resume,
+    "cancel": schedule_occurrences.cancel,
+}
 
 
 def change_occurrence(site: Site, occurrence_id: int, action: str, now: datetime) -> Any:
     """Pause, resume or cancel an occurrence through the schedule stage."""
-    if action not in ("pause", "resume", "cancel"):
+    if action not in _ACTIONS:
         raise Unavailable(f"unknown action {action!r}: pause, resume or cancel")
-    return _function(f"newsletter.schedule.occurrences.{action}")(site.store, occurrence_id, now=now)
+    return _ACTIONS[action](site.store, occurrence_id, now=now)
 
 
 def decide_in_doubt(site: Site, batch_id: int, decision: str, by: str) -> Any:
-    return _function("newsletter.send.ledger.decide_in_doubt")(site.store, batch_id, decision, by=by)
+    return ledger.decide_in_doubt(site.store, batch_id, decision, by=by)
 
 
 def in_doubt_decisions() -> tuple[str, ...]:
     """The decisions the send stage accepts for an in-doubt batch."""
-    try:
-        return tuple(_function("newsletter.send.ledger.DECISIONS"))  # type: ignore[arg-type]
-    except Unavailable:
-        return ()
+    return tuple(ledger.DECISIONS)
 
 
 _checked: dict[tuple[Any, ...], Any] = {}
@@ -73,7 +77,7 @@ def translation_report(site: Site) -> Any:
     if stamp not in _checked:
         if len(_checked) > 20:
             _checked.clear()
-        _checked[stamp] = _function("newsletter.render.check.check_site")(site)
+        _checked[stamp] = check_site(site)
     return _checked[stamp]
 
 
@@ -121,9 +125,8 @@ def preview(site: Site, campaign: str, language: str, now: datetime) -> Preview:
 
 
 def _render_preview(site: Site, campaign: str, language: str, now: datetime) -> Preview:
-    write = _function("newsletter.render.preview.preview")
     with tempfile.TemporaryDirectory(prefix="nl-preview-") as tmp:
-        (found,) = write(site, campaign, [language], Path(tmp), now)
+        (found,) = write_preview(site, campaign, [language], Path(tmp), now)
         files = {p.suffix: p for p in found.paths}
         message = email.message_from_bytes(files[".eml"].read_bytes(), policy=email.policy.default)
         return Preview(
@@ -137,8 +140,6 @@ def _render_preview(site: Site, campaign: str, language: str, now: datetime) -> 
 
 def send_test(site: Site, campaign: str, language: str, to: str, now: datetime) -> str:
     """Send `to` a copy of the campaign's next (else latest) stored occurrence in `language`."""
-    from newsletter.render.message import Recipient
-
     with site.store.read() as conn:
         due = occurrences.c.due_at
         rows = conn.execute(
@@ -151,20 +152,18 @@ def send_test(site: Site, campaign: str, language: str, to: str, now: datetime) 
         )
     upcoming = [r for r in rows if r.due_at >= now]
     occurrence_id = (upcoming[0] if upcoming else rows[-1]).id
-    prepared = _function("newsletter.render.prepare_occurrence")(site, occurrence_id, language, now)
+    prepared = prepare_occurrence(site, occurrence_id, language, now)
     recipient = Recipient(send_id=0, email=to, name="", language=language)
-    return str(_function("newsletter.send.engine.send_single")(site, prepared, recipient))
+    return send_single(site, prepared, recipient)
 
 
 def campaigns(site: Site) -> list[Any]:
     """The campaigns declared in schedules.yaml."""
-    schedules = _function("newsletter.schedule.config.load_schedules")(site)
-    return list(schedules.campaigns.values())
+    return list(load_schedules(site).campaigns.values())
 
 
 def events(site: Site) -> list[Any]:
-    schedules = _function("newsletter.schedule.config.load_schedules")(site)
-    return list(schedules.events.values())
+    return list(load_schedules(site).events.values())
 
 
 def attempt(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[Any, str]:
