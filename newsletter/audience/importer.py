@@ -224,15 +224,19 @@ class _Importer:
         existing = {
             r.email: r for r in conn.execute(select(subscribers).where(subscribers.c.email.in_(emails)))
         }
-        subs = {
-            r.subscriber_id: r.status
-            for r in conn.execute(
-                select(subscriptions.c.subscriber_id, subscriptions.c.status).where(
-                    subscriptions.c.list_id == self.lid,
-                    subscriptions.c.subscriber_id.in_([r.id for r in existing.values()]),
+        subs = (
+            {
+                r.subscriber_id: r.status
+                for r in conn.execute(
+                    select(subscriptions.c.subscriber_id, subscriptions.c.status).where(
+                        subscriptions.c.list_id == self.lid,
+                        subscriptions.c.subscriber_id.in_([r.id for r in existing.values()]),
+                    )
                 )
-            )
-        }
+            }
+            if existing
+            else {}
+        )
 
         new_people: list[dict[str, Any]] = []
         changed: list[dict[str, Any]] = []

@@ -16,9 +16,33 @@ from typing import Any
 from sqlalchemy import Connection, Table
 
 
-def _memo(process: Callable[[Any], Any] | None) -> Callable[[Any], Any]:
-    if process is None:
-        return lambda value: value
+def _processed_rows(
+    conn: Connection, table: Table, names: list[str], rows: Sequence[dict[str, Any]]
+) -> list[list[Any]]:
+    """Each row's values in `names` order, through the columns' bind processors.
+
+    A column whose value is the same object on every row (the import's one `now`) is processed once;
+    other values go through a per-value memo, since datetimes and short strings repeat a lot.
+    """
+    getter = itemgetter(*names)
+    out = [list(getter(row)) if len(names) > 1 else [row[names[0]]] for row in rows]
+    for i, name in enumerate(names):
+        process = table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)
+        if process is None:
+            continue
+        first = out[0][i]
+        if all(values[i] is first for values in out):
+            converted = process(first)
+            for values in out:
+                values[i] = converted
+            continue
+        convert = _memo(process)
+        for values in out:
+            values[i] = convert(values[i])
+    return out
+
+
+def _memo(process: Callable[[Any], Any]) -> Callable[[Any], Any]:
     cache: dict[Any, Any] = {}
 
     def processed(value: Any) -> Any:
@@ -43,35 +67,19 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
         return
     compiled = table.insert().compile(dialect=conn.dialect, column_keys=columns)
     names = list(compiled.positiontup or ()) if compiled.positional else columns
-    processors = [
-        (i, _memo(process))
-        for i, name in enumerate(names)
-        if (process := table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)) is not None
-    ]
-    getter = itemgetter(*names)
-    params: list[Any] = []
-    for row in rows:
-        values = list(getter(row)) if len(names) > 1 else [row[names[0]]]
-        for i, convert in processors:
-            values[i] = convert(values[i])
-        params.append(tuple(values) if compiled.positional else dict(zip(names, values, strict=True)))
+    values = _processed_rows(conn, table, names, rows)
+    if compiled.positional:
+        params: list[Any] = [tuple(v) for v in values]
+    else:
+        params = [dict(zip(names, v, strict=True)) for v in values]
     conn.exec_driver_sql(str(compiled), params)
 
 
 def _copy(conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]) -> None:
     """PostgreSQL: COPY FROM STDIN, an order of magnitude faster than executemany, same transaction."""
-    processors = [
-        (i, _memo(process))
-        for i, name in enumerate(columns)
-        if (process := table.c[name].type.dialect_impl(conn.dialect).bind_processor(conn.dialect)) is not None
-    ]
     quote = conn.dialect.identifier_preparer
     sql = f"COPY {quote.format_table(table)} ({', '.join(quote.quote(c) for c in columns)}) FROM STDIN"
-    getter = itemgetter(*columns)
     dbapi: Any = conn.connection.dbapi_connection  # a psycopg Connection
     with dbapi.cursor() as cursor, cursor.copy(sql) as copy:
-        for row in rows:
-            values = list(getter(row)) if len(columns) > 1 else [row[columns[0]]]
-            for i, convert in processors:
-                values[i] = convert(values[i])
+        for values in _processed_rows(conn, table, columns, rows):
             copy.write_row(values)
