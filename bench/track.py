@@ -10,7 +10,8 @@ for throughput, and a small open-loop Python client for latency at a fixed 2,000
 Figures, each with its same-run baseline:
 1. tracked click redirects/s (signed tokens, 20,000 recipients x 2 links) vs /bare; p50/p99 latency.
 2. p50/p99 latency at 2,000/s, tracked vs bare.
-3. nothing lost: events stored after a graceful stop (SIGTERM) = tracked redirects answered.
+3. nothing lost: events stored after a graceful stop (SIGTERM) = tracked redirects answered; and how
+   long after the load the writer (a process at lower priority) has stored everything.
 4. webhook ingest: signed batches of 1,000 events (ECDSA verify, dedupe, ledger match, insert), events/s,
    vs posting the same bodies to /bare-post; a replayed batch is refused as duplicates.
 """
@@ -140,6 +141,26 @@ def seed(site_dir: Path, env: dict[str, str]) -> tuple[list[str], list[str], lis
     exact = [f"/c/{tokens[2]}/{r}" for r in rs]  # the third link: only the counted, paced phase uses it
     site.close()
     return paths, exact, send_ids, link_ids[2]
+
+
+def settle(site_dir: Path, env: dict[str, str]) -> float:
+    """Seconds until the stored events stop growing after the load: how far the writer lags behind."""
+    from sqlalchemy import func, select
+
+    from newsletter.site import Site
+    from newsletter.store.tables import events
+
+    site = Site.load(site_dir, environ=env)
+    start = time.perf_counter()
+    last, changed = -1, start
+    while time.perf_counter() - changed < 1.0:
+        with site.store.read() as conn:
+            count = conn.scalar(select(func.count()).select_from(events))
+        if count != last:
+            last, changed = count, time.perf_counter()
+        time.sleep(0.05)
+    site.close()
+    return changed - start
 
 
 def wrk(url: str, seconds: int, script: Path | None = None, connections: int = 64) -> dict[str, float]:
@@ -319,6 +340,7 @@ def main() -> None:
             bare_runs.append(wrk(base + "/", args.seconds, bare_script))
             run = wrk(base + "/", args.seconds, script)
             track_runs.append(run)
+        drain = settle(site_dir, env)
         bare = max(bare_runs, key=lambda r: r["rps"])
         track = max(track_runs, key=lambda r: r["rps"])
         bad = sum(r["bad"] for r in track_runs) + w2["bad"] + warm["bad"]
@@ -358,6 +380,7 @@ def main() -> None:
         f"  tracked     {track['rps']:>9,.0f}/s  p50 {track['p50']:.2f} ms  p99 {track['p99']:.2f} ms"
         f"  ratio {track['rps'] / bare['rps']:.2f} of bare (floor 0.6; floor 8,000/s)"
     )
+    print(f"  writer lag: the last hits of the load stored {drain:.2f} s after it ended")
     print("paced at 2,000/s, open loop, 5 s")
     print(f"  bare route  p50 {bare_paced['p50']:.2f} ms  p99 {bare_paced['p99']:.2f} ms")
     print(

@@ -1,8 +1,8 @@
-"""Bulk insert of tracking events: one executemany of plain tuples on the driver.
+"""Bulk insert of tracking events: a whole batch in one statement, values already in the driver's form.
 
 The events table is the one hot write of the system (every open, click and webhook event), so rows are
-built as tuples in the column order below with values already in the driver's form, and sent in one
-`executemany`, skipping SQLAlchemy's per-row parameter processing (most of the cost of a batch).
+built as tuples in the column order below and sent without SQLAlchemy's per-row parameter processing
+(most of the cost of a batch): an `executemany` on SQLite, COPY on PostgreSQL.
 The table's definition stays in `store/tables.py`; a test checks these columns against it.
 """
 
@@ -31,7 +31,7 @@ COLUMNS = (
     "data",
     "at",
 )
-# The PostgreSQL array type of each column above, for unnest().
+# The PostgreSQL type of each column above, to cast the JSON the rows travel in.
 PG_TYPES = (
     "varchar",
     "varchar",
@@ -69,14 +69,72 @@ def insert_events(conn: Connection, rows: list[tuple[Any, ...]], *, skip_duplica
     are skipped when asked (the webhook's dedupe, race-safe across instances)."""
     if not rows:
         return
-    columns = ", ".join(COLUMNS)
     conflict = " ON CONFLICT (sg_event_id) DO NOTHING" if skip_duplicates else ""
     if conn.dialect.name == "sqlite":
-        marks = ", ".join(["?"] * len(COLUMNS))
-        conn.exec_driver_sql(f"INSERT INTO events ({columns}) VALUES ({marks}){conflict}", rows)
-        return
-    # PostgreSQL: one INSERT of unnested column arrays (15 parameters whatever the batch size); an
-    # executemany would still be one statement per row on the server, several times slower.
-    arrays = ", ".join(f"%s::{kind}[]" for kind in PG_TYPES)
-    sql = f"INSERT INTO events ({columns}) SELECT * FROM unnest({arrays}){conflict}"
-    conn.exec_driver_sql(sql, tuple(list(column) for column in zip(*rows, strict=True)))
+        conn.exec_driver_sql(_SQLITE_INSERT + conflict, rows)
+    elif skip_duplicates:
+        conn.exec_driver_sql(_PG_INSERT + conflict, (_pg_batch(rows),))
+    else:
+        _pg_copy(conn, rows)
+
+
+def insert_new_events(conn: Connection, rows: list[tuple[Any, ...]]) -> set[str]:
+    """Insert the rows whose sg_event_id is not stored yet (rows without one always go in); returns
+    the sg_event_ids inserted, so that only new events are acted on."""
+    if not rows:
+        return set()
+    sqlite = conn.dialect.name == "sqlite"
+    ids = [r[SG_EVENT_ID] for r in rows if r[SG_EVENT_ID] is not None]
+    known = _KNOWN_SQLITE if sqlite else _KNOWN_PG
+    seen = {row[0] for row in conn.exec_driver_sql(known, (json.dumps(ids) if sqlite else ids,))}
+    new = [r for r in rows if r[SG_EVENT_ID] is None or r[SG_EVENT_ID] not in seen]
+    stored = {r[SG_EVENT_ID] for r in new if r[SG_EVENT_ID] is not None}
+    if not new:
+        return stored
+    if sqlite:  # the write transaction holds the database lock: nothing can come in between
+        insert_events(conn, new, skip_duplicates=True)
+        return stored
+    # PostgreSQL: COPY, the fastest way in. Another instance may store the same event in between:
+    # then the COPY fails on the unique index, and the batch goes in again with ON CONFLICT,
+    # RETURNING which rows this statement stored.
+    try:
+        with conn.begin_nested():
+            _pg_copy(conn, new)
+        return stored
+    except conn.dialect.loaded_dbapi.IntegrityError:  # raised by the driver's COPY, unwrapped
+        sql = f"{_PG_INSERT} ON CONFLICT (sg_event_id) DO NOTHING RETURNING sg_event_id"
+        return {row[0] for row in conn.exec_driver_sql(sql, (_pg_batch(new),)) if row[0] is not None}
+
+
+def _pg_copy(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """COPY FROM STDIN on the caller's transaction: the fastest way into PostgreSQL."""
+    dbapi: Any = conn.connection.dbapi_connection  # a psycopg Connection
+    with dbapi.cursor() as cursor, cursor.copy(f"COPY events ({', '.join(COLUMNS)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+SG_EVENT_ID = COLUMNS.index("sg_event_id")
+# The ids of a batch already stored, asked with one parameter (a JSON array, a PostgreSQL array).
+_KNOWN_SQLITE = "SELECT sg_event_id FROM events WHERE sg_event_id IN (SELECT value FROM json_each(?))"
+_KNOWN_PG = "SELECT sg_event_id FROM events WHERE sg_event_id IN (SELECT unnest(%s::varchar[]))"
+_SQLITE_INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join(['?'] * len(COLUMNS))})"
+# PostgreSQL, where COPY cannot skip duplicates: the whole batch as one JSON array of rows, unpacked
+# by the server. One parameter whatever the batch size, and one json.dumps in C instead of the driver
+# adapting every value in Python (per-row executemany or unnest() of column arrays cost several
+# times more).
+_PG_INSERT = (
+    f"INSERT INTO events ({', '.join(COLUMNS)}) SELECT "
+    + ", ".join(f"(e->>{i})::{kind}" for i, kind in enumerate(PG_TYPES))
+    + " FROM jsonb_array_elements(%s::jsonb) AS e"
+)
+
+
+def _pg_batch(rows: list[tuple[Any, ...]]) -> str:
+    return json.dumps(rows, ensure_ascii=False, default=_iso)
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"events: cannot store {type(value).__name__} {value!r}")

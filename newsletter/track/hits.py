@@ -22,11 +22,12 @@ from sqlalchemy import func, select, update
 
 from newsletter.errors import ConfigError
 from newsletter.store import Store
-from newsletter.store.tables import events, links, occurrences, sends
+from newsletter.store.tables import events, links
 from newsletter.track import classify
 from newsletter.track.events import db_time, insert_events
 from newsletter.track.ip import anonymize
-from newsletter.track.links import LinkCache
+from newsletter.track.ledger import ledger_rows
+from newsletter.track.links import Link, LinkCache
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +43,7 @@ class Hit(NamedTuple):
     method: str
     user_agent: str
     ip: str  # as received; anonymised before it is stored
-    at: datetime
+    at: float  # epoch seconds: cheaper than a datetime to take on the request path and to hand over
 
 
 @dataclass(frozen=True)
@@ -58,71 +59,60 @@ class Memory:
 
     links: LinkCache
     sends: dict[int, Any] = field(default_factory=dict)
+    # Recent clicks per send, in two generations handed down about once a BURST_WINDOW: together
+    # they always hold the last window, and forgetting the older one costs nothing per click.
     recent: dict[int, list[classify.Click]] = field(default_factory=dict)
+    older: dict[int, list[classify.Click]] = field(default_factory=dict)
     swept: datetime = datetime.min.replace(tzinfo=UTC)
+
+    def clicks(self, send_id: int) -> list[classify.Click]:
+        return self.older.get(send_id, []) + self.recent.get(send_id, [])
 
 
 def write_hits(store: Store, memory: Memory, policy: Policy, hits: Sequence[Hit]) -> int:
     """Classify and store `hits` in one transaction; returns the number of events written."""
     if not hits:
         return 0
+    times = [datetime.fromtimestamp(h.at, UTC) for h in hits]
     with store.write() as conn:
         ledger = _ledger(conn, {h.send_id for h in hits if h.send_id is not None}, memory.sends)
-        sends_of = [ledger.get(h.send_id) if h.send_id is not None else None for h in hits]
-        burst = _bursts(conn, hits, ledger, memory)
+        burst = _bursts(conn, hits, times, ledger, memory)
         dialect = conn.dialect.name
-        rows = [
-            _row(
-                h,
-                send,
-                memory.links,
-                policy,
-                _machine(h, send) or (h.kind == "click" and h.send_id in burst),
-                dialect,
-            )
-            for h, send in zip(hits, sends_of, strict=True)
-        ]
+        links_get = memory.links.get
+        rows = []
+        for h, at in zip(hits, times, strict=True):
+            send = ledger.get(h.send_id) if h.send_id is not None else None
+            link = links_get(h.link_id) if h.link_id is not None else None
+            machine = _machine(h, at, send) or (h.kind == "click" and h.send_id in burst)
+            rows.append(_row(h, at, send, link, policy, machine, dialect))
         insert_events(conn, rows)
     return len(rows)
 
 
 def _ledger(conn: Any, send_ids: set[int], cache: dict[int, Any]) -> dict[int, Any]:
     """Ledger rows of `send_ids`; rows of sent messages are remembered (they no longer change)."""
-    missing = sorted(s for s in send_ids if s not in cache)
+    missing = [s for s in send_ids if s not in cache]
     found: dict[int, Any] = {}
     if missing:
         if len(cache) > LEDGER_CACHE:
             cache.clear()
-        query = (
-            select(
-                sends.c.id,
-                sends.c.occurrence_id,
-                sends.c.subscriber_id,
-                sends.c.language,
-                sends.c.sent_at,
-                occurrences.c.campaign,
-            )
-            .join(occurrences, occurrences.c.id == sends.c.occurrence_id)
-            .where(sends.c.id.in_(missing))
-        )
-        found = {row.id: row for row in conn.execute(query)}
+        found = ledger_rows(conn, missing, sent_at=True)
         cache.update({k: row for k, row in found.items() if row.sent_at is not None})
     return {s: found.get(s) or cache[s] for s in send_ids if s in found or s in cache}
 
 
-def _machine(hit: Hit, send: Any) -> bool:
+def _machine(hit: Hit, at: datetime, send: Any) -> bool:
     if hit.kind == "open":
         return classify.machine_open(hit.user_agent, hit.ip)
     if hit.kind == "click":
-        return classify.bot_click(hit.method, hit.user_agent, hit.at, send.sent_at if send else None)
+        return classify.bot_click(hit.method, hit.user_agent, at, send.sent_at if send else None)
     return False
 
 
 def _row(
-    hit: Hit, send: Any, links_cache: LinkCache, policy: Policy, machine: bool, dialect: str
+    hit: Hit, at: datetime, send: Any, link: Link | None, policy: Policy, machine: bool, dialect: str
 ) -> tuple[Any, ...]:
     """One events row, in `events.COLUMNS` order."""
-    link = links_cache.get(hit.link_id) if hit.link_id is not None else None
     individual = policy.track_individual and send is not None
     return (
         hit.kind,
@@ -139,43 +129,49 @@ def _row(
         anonymize(hit.ip, policy.ip_privacy, policy.ip_key),
         None,
         None,
-        db_time(hit.at, dialect),
+        db_time(at, dialect),
     )
 
 
-def _bursts(conn: Any, hits: Sequence[Hit], ledger: dict[int, Any], memory: Memory) -> set[int]:
+def _bursts(
+    conn: Any, hits: Sequence[Hit], times: Sequence[datetime], ledger: dict[int, Any], memory: Memory
+) -> set[int]:
     """Sends whose every link was clicked within a second; their clicks already stored are marked too.
 
     The window is kept in this writer's memory, so with several instances behind a load balancer a
     burst split across instances goes unseen unless the balancer keeps a client on one instance.
     """
     counts = memory.links.counts
+    newest = max(times)
+    if newest - memory.swept >= classify.BURST_WINDOW:
+        long_ago = newest - memory.swept >= 2 * classify.BURST_WINDOW
+        memory.older, memory.recent = ({} if long_ago else memory.recent), {}
+        memory.swept = newest
     fresh: dict[int, int] = {}  # send id -> links in its message
-    for h in hits:
-        if h.kind != "click" or h.link_id is None or h.send_id is None or h.send_id not in ledger:
+    recent = memory.recent
+    for h, at in zip(hits, times, strict=True):
+        send_id = h.send_id
+        if h.kind != "click" or h.link_id is None or send_id is None or send_id not in ledger:
             continue
-        wanted = fresh.get(h.send_id) or _links_in_message(conn, ledger[h.send_id], counts)
+        wanted = fresh.get(send_id) or _links_in_message(conn, ledger[send_id], counts)
         if wanted > 1:  # one-link messages cannot burst
-            memory.recent.setdefault(h.send_id, []).append(classify.Click(h.send_id, h.link_id, h.at))
-            fresh[h.send_id] = wanted
+            clicked = classify.Click(send_id, h.link_id, at)
+            if send_id in recent:
+                recent[send_id].append(clicked)
+            else:
+                recent[send_id] = [clicked]
+            fresh[send_id] = wanted
     if not fresh:
         return set()
-    newest = max(h.at for h in hits)
     horizon = newest - 2 * classify.BURST_WINDOW
-    if newest - memory.swept >= classify.BURST_WINDOW:  # forget old clicks about once a second
-        memory.recent = {
-            s: kept for s, clicks in memory.recent.items() if (kept := [c for c in clicks if c.at >= horizon])
-        }
-        memory.swept = newest
     # Only a message with at least as many recent clicks as links can be a burst.
-    candidates = {s: n for s, n in fresh.items() if len(memory.recent.get(s, ())) >= n}
+    seen = {s: clicks for s in fresh if len(clicks := memory.clicks(s)) >= fresh[s]}
+    candidates = {s: fresh[s] for s in seen}
     if not candidates:
         return set()
-    flagged = classify.burst_sends(
-        (c for s in candidates for c in memory.recent[s] if c.at >= horizon), candidates
-    )
+    flagged = classify.burst_sends((c for s in seen for c in seen[s] if c.at >= horizon), candidates)
     if flagged:
-        since = min(c.at for s in flagged for c in memory.recent[s])
+        since = min(c.at for s in flagged for c in seen[s] if c.at >= horizon)
         conn.execute(
             update(events)
             .where(events.c.kind == "click", events.c.send_id.in_(sorted(flagged)), events.c.at >= since)
@@ -286,7 +282,7 @@ class HitBuffer:
                 return 0
             if self._sink is not None:
                 try:
-                    self._sink.write(batch)
+                    self._sink.write_hits(batch)
                     self.written += len(batch)
                     return len(batch)
                 except OSError:

@@ -29,28 +29,16 @@ from newsletter.audience import status
 from newsletter.audience.subscribers import normalize_email
 from newsletter.errors import InputError
 from newsletter.store import Store
-from newsletter.store.tables import events, occurrences, sends, subscribers
+from newsletter.store.tables import EVENT_KINDS, subscribers
 from newsletter.track import classify
-from newsletter.track.events import db_json, db_time, insert_events
+from newsletter.track.events import SG_EVENT_ID, db_json, db_time, insert_new_events
 from newsletter.track.ip import anonymize
+from newsletter.track.ledger import ledger_rows
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
-KINDS = frozenset(
-    {
-        "processed",
-        "delivered",
-        "deferred",
-        "bounce",
-        "dropped",
-        "open",
-        "click",
-        "spamreport",
-        "unsubscribe",
-        "group_unsubscribe",
-        "group_resubscribe",
-    }
-)
+# Every stored event kind comes from SendGrid except our own sign-on conversions.
+KINDS = frozenset(EVENT_KINDS) - {"conversion"}
 # custom_args names the send stage may use, first match wins.
 SEND_KEYS = ("send_id", "send", "nl_send")
 CAMPAIGN_KEYS = ("campaign", "nl_campaign")
@@ -62,7 +50,6 @@ DROPPED_AS = {
     "Spam Reporting Address": "complained",
     "Unsubscribed Address": "unsubscribed",
 }
-CHUNK = 500
 ACTIONS = frozenset(
     {"bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe"}
 )
@@ -169,43 +156,22 @@ def ingest(
             batch[sg_id[:100]] = event
         else:
             loose.append(event)
+    fresh = [*batch.values(), *loose]
     with store.write() as conn:
-        ids = list(batch)
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
-            for row in conn.execute(select(events.c.sg_event_id).where(events.c.sg_event_id.in_(chunk))):
-                del batch[row.sg_event_id]
-                result.duplicates += 1
-        fresh = [*batch.values(), *loose]
-        ledger = _ledger(conn, {s for e in fresh if (s := _int(_first(e, SEND_KEYS))) is not None})
+        # A fixed number of round trips whatever the batch: the ledger rows, then the insert, which
+        # skips the events already stored and says which ones it stored.
+        ledger = ledger_rows(conn, {s for e in fresh if (s := _int(_first(e, SEND_KEYS))) is not None})
         dialect = conn.dialect.name
         rows = [_row(e, ledger, ip_privacy, ip_key, dialect) for e in fresh]
-        insert_events(conn, rows, skip_duplicates=True)
-        result.stored = len(rows)
+        stored = insert_new_events(conn, rows)
         for event, values in zip(fresh, rows, strict=True):
+            if values[SG_EVENT_ID] is not None and values[SG_EVENT_ID] not in stored:
+                result.duplicates += 1
+                continue
+            result.stored += 1
             if event["event"] in ACTIONS and _act(conn, event, values[4], soft_bounce_limit):
                 result.suppressed += 1
     return result
-
-
-def _ledger(conn: Any, send_ids: set[int]) -> dict[int, Any]:
-    found: dict[int, Any] = {}
-    ordered = sorted(send_ids)
-    for start in range(0, len(ordered), CHUNK):
-        query = (
-            select(
-                sends.c.id,
-                sends.c.occurrence_id,
-                sends.c.subscriber_id,
-                sends.c.language,
-                sends.c.email,
-                occurrences.c.campaign,
-            )
-            .join(occurrences, occurrences.c.id == sends.c.occurrence_id)
-            .where(sends.c.id.in_(ordered[start : start + CHUNK]))
-        )
-        found.update({row.id: row for row in conn.execute(query)})
-    return found
 
 
 def _row(

@@ -100,7 +100,7 @@ class Public:
                 ua = value
                 break
         ip = client[0] if client else ""
-        self.hits.add(Hit(kind, send_id, link_id, scope["method"], ua.decode("latin-1"), ip, now_utc()))
+        self.hits.add(Hit(kind, send_id, link_id, scope["method"], ua.decode("latin-1"), ip, time.time()))
 
     async def open_pixel(self, request: Request) -> Response:
         try:
@@ -166,11 +166,12 @@ class Public:
         try:
             if int(request.headers.get("content-length") or 0) > limit:
                 raise webhook.Refused(413, f"body over {limit} bytes")
-            body = b""
+            received = bytearray()  # grows in place: bytes += would copy the whole body per chunk
             async for chunk in request.stream():
-                body += chunk
-                if len(body) > limit:
+                received += chunk
+                if len(received) > limit:
                     raise webhook.Refused(413, f"body over {limit} bytes")
+            body = bytes(received)
             webhook.verify(
                 s["sendgrid_webhook_public_key"],
                 request.headers.get(webhook.SIGNATURE_HEADER, ""),
