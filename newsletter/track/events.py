@@ -78,15 +78,26 @@ def insert_events(conn: Connection, rows: list[tuple[Any, ...]], *, skip_duplica
         _pg_copy(conn, rows)
 
 
-def insert_new_events(conn: Connection, rows: list[tuple[Any, ...]]) -> set[str]:
+def known_event_ids(conn: Connection, ids: list[str]) -> set[str]:
+    """The sg_event_ids among `ids` already stored, in one query (asked first, so replays are cheap)."""
+    if not ids:
+        return set()
+    sqlite = conn.dialect.name == "sqlite"
+    known = _KNOWN_SQLITE if sqlite else _KNOWN_PG
+    return {row[0] for row in conn.exec_driver_sql(known, (json.dumps(ids) if sqlite else ids,))}
+
+
+def insert_new_events(
+    conn: Connection, rows: list[tuple[Any, ...]], *, seen: set[str] | None = None
+) -> set[str]:
     """Insert the rows whose sg_event_id is not stored yet (rows without one always go in); returns
-    the sg_event_ids inserted, so that only new events are acted on."""
+    the sg_event_ids inserted, so that only new events are acted on. `seen`: the ids already known
+    to be stored, from `known_event_ids` on this transaction (else it is asked here)."""
     if not rows:
         return set()
     sqlite = conn.dialect.name == "sqlite"
-    ids = [r[SG_EVENT_ID] for r in rows if r[SG_EVENT_ID] is not None]
-    known = _KNOWN_SQLITE if sqlite else _KNOWN_PG
-    seen = {row[0] for row in conn.exec_driver_sql(known, (json.dumps(ids) if sqlite else ids,))}
+    if seen is None:
+        seen = known_event_ids(conn, [r[SG_EVENT_ID] for r in rows if r[SG_EVENT_ID] is not None])
     new = [r for r in rows if r[SG_EVENT_ID] is None or r[SG_EVENT_ID] not in seen]
     stored = {r[SG_EVENT_ID] for r in new if r[SG_EVENT_ID] is not None}
     if not new:

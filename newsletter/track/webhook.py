@@ -31,7 +31,13 @@ from newsletter.errors import InputError
 from newsletter.store import Store
 from newsletter.store.tables import EVENT_KINDS, subscribers
 from newsletter.track import classify
-from newsletter.track.events import SG_EVENT_ID, db_json, db_time, insert_new_events
+from newsletter.track.events import (
+    SG_EVENT_ID,
+    db_json,
+    db_time,
+    insert_new_events,
+    known_event_ids,
+)
 from newsletter.track.ip import anonymize
 from newsletter.track.ledger import ledger_rows
 
@@ -156,14 +162,17 @@ def ingest(
             batch[sg_id[:100]] = event
         else:
             loose.append(event)
-    fresh = [*batch.values(), *loose]
     with store.write() as conn:
-        # A fixed number of round trips whatever the batch: the ledger rows, then the insert, which
-        # skips the events already stored and says which ones it stored.
-        ledger = ledger_rows(conn, {s for e in fresh if (s := _int(_first(e, SEND_KEYS))) is not None})
+        # Events already stored are counted and dropped first, so a replayed batch costs one query.
+        known = known_event_ids(conn, list(batch))
+        result.duplicates += len(known)
+        fresh = [*(e for sg_id, e in batch.items() if sg_id not in known), *loose]
         dialect = conn.dialect.name
+        # Then the ledger rows of the new events only, and the insert, which skips the events stored
+        # meanwhile and says which ones it stored.
+        ledger = ledger_rows(conn, {s for e in fresh if (s := _int(_first(e, SEND_KEYS))) is not None})
         rows = [_row(e, ledger, ip_privacy, ip_key, dialect) for e in fresh]
-        stored = insert_new_events(conn, rows)
+        stored = insert_new_events(conn, rows, seen=known)
         for event, values in zip(fresh, rows, strict=True):
             if values[SG_EVENT_ID] is not None and values[SG_EVENT_ID] not in stored:
                 result.duplicates += 1
