@@ -19,10 +19,9 @@ import tempfile
 import time
 import tracemalloc
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from urllib.parse import quote
-
-import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -30,7 +29,7 @@ from newsletter.audience.importer import import_csv  # noqa: E402
 from newsletter.audience.lists import sync_lists  # noqa: E402
 from newsletter.site import Site  # noqa: E402
 from newsletter.store import Store, now_utc  # noqa: E402
-from tests.conftest import copy_site  # noqa: E402
+from tests.conftest import copy_site, pg_schema_url  # noqa: E402
 
 LANGS = ["en", "fr", "es", "ru", "pt"]
 ZONES = ["Europe/Paris", "America/New_York", "Europe/Moscow", "America/Sao_Paulo", "Africa/Nairobi"]
@@ -53,23 +52,15 @@ def make_csv(path: Path, rows: int) -> None:
             )
 
 
-def fresh_url(kind: str, tmp: Path, pg: str | None) -> tuple[str, object]:
+@contextmanager
+def fresh_url(kind: str, tmp: Path, pg: str | None) -> Iterator[str]:
+    """An empty database: a new SQLite file, or a new PostgreSQL schema dropped afterwards."""
     if kind == "sqlite":
-        return f"sqlite:///{tmp / f'{uuid.uuid4().hex}.db'}", None
+        yield f"sqlite:///{tmp / f'{uuid.uuid4().hex}.db'}"
+        return
     assert pg
-    schema = "bench_" + uuid.uuid4().hex[:10]
-    admin = sa.create_engine(pg)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    return f"{pg}?options={quote(f'-csearch_path={schema}')}", (admin, schema)
-
-
-def drop(handle: object) -> None:
-    if handle:
-        admin, schema = handle  # type: ignore[misc]
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-        admin.dispose()
+    with pg_schema_url(pg, prefix="bench_") as url:
+        yield url
 
 
 CPU: dict[str, float] = {}  # CPU seconds of the last import per backend (SQLite: all the work is ours)
@@ -78,7 +69,11 @@ CPU: dict[str, float] = {}  # CPU seconds of the last import per backend (SQLite
 def run_import(
     kind: str, tmp: Path, csv_path: Path, pg: str | None, trace: bool = False
 ) -> tuple[float, int]:
-    url, handle = fresh_url(kind, tmp, pg)
+    with fresh_url(kind, tmp, pg) as url:
+        return _import(kind, url, tmp, csv_path, trace)
+
+
+def _import(kind: str, url: str, tmp: Path, csv_path: Path, trace: bool) -> tuple[float, int]:
     site_dir = copy_site(tmp / uuid.uuid4().hex)
     site = Site.load(site_dir, environ={"NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_SECRET_KEY": "bench" * 8})
     sync_lists(site)
@@ -93,14 +88,17 @@ def run_import(
         tracemalloc.stop()
     assert report.accepted > 0 and not report.rejected, report.rejected[:3]
     site.close()
-    drop(handle)
     shutil.rmtree(site_dir)
     return elapsed, peak
 
 
 def run_raw(kind: str, tmp: Path, csv_path: Path, pg: str | None) -> float:
     """The floor: the driver's own executemany of the same rows, already in database form."""
-    url, handle = fresh_url(kind, tmp, pg)
+    with fresh_url(kind, tmp, pg) as url:
+        return _raw(kind, url, csv_path)
+
+
+def _raw(kind: str, url: str, csv_path: Path) -> float:
     store = Store(url)
     now = now_utc()
     stamp: object = now.replace(tzinfo=None).isoformat(sep=" ") if kind == "sqlite" else now
@@ -132,7 +130,6 @@ def run_raw(kind: str, tmp: Path, csv_path: Path, pg: str | None) -> float:
         elapsed = time.perf_counter() - t0
         cursor.close()
     store.dispose()
-    drop(handle)
     return elapsed
 
 

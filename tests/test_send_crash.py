@@ -7,15 +7,12 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 import pytest
-import sqlalchemy as sa
 from sqlalchemy import select
 
 from newsletter.schedule.occurrences import create_adhoc
@@ -23,6 +20,7 @@ from newsletter.send import ledger
 from newsletter.send.engine import enqueue_occurrence
 from newsletter.send.transports.outbox import eml_name
 from newsletter.store.tables import events, send_batches, sends
+from tests.conftest import pg_schema_url
 from tests.support.send import SCHEDULES, FaultySendGrid, Mailbox, add_subscribers, parse_send_id
 
 NOW = datetime(2021, 6, 7, 8, 0, tzinfo=UTC)
@@ -48,18 +46,8 @@ def shared_env(tmp_path: Path) -> Iterator[dict[str, str]]:
             "NEWSLETTER_SECRET_KEY": "k" * 20,
         }
         return
-    schema = "t_" + uuid.uuid4().hex[:12]
-    admin = sa.create_engine(PG_URL)
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    yield {
-        "NEWSLETTER_DATABASE_URL": f"{PG_URL}{sep}options={quote(f'-csearch_path={schema}')}",
-        "NEWSLETTER_SECRET_KEY": "k" * 20,
-    }
-    with admin.begin() as conn:
-        conn.exec_driver_sql(f'DROP SCHEMA "{schema}" CASCADE')
-    admin.dispose()
+    with pg_schema_url(PG_URL) as url:
+        yield {"NEWSLETTER_DATABASE_URL": url, "NEWSLETTER_SECRET_KEY": "k" * 20}
 
 
 def make_site(site_dir: Path, env: dict[str, str]) -> Any:
