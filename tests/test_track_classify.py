@@ -68,9 +68,11 @@ def test_page_language_negotiation_and_catalogs() -> None:
 
 def test_bulk_insert_columns_match_the_events_table() -> None:
     from newsletter.store.tables import events
-    from newsletter.track.events import COLUMNS
+    from newsletter.track.events import COLUMNS, HIT_COLUMNS
 
     assert set(COLUMNS) == {c.name for c in events.columns} - {"id"}
+    assert set(HIT_COLUMNS) < set(COLUMNS)
+    assert all(events.c[c].nullable for c in set(COLUMNS) - set(HIT_COLUMNS))
 
 
 def test_check_reports_a_bad_webhook_key(site_dir: Any, site_env: dict[str, str]) -> None:

@@ -24,7 +24,7 @@ from newsletter.errors import ConfigError
 from newsletter.store import Store
 from newsletter.store.tables import events, links
 from newsletter.track import classify
-from newsletter.track.events import db_time, insert_events
+from newsletter.track.events import epoch_times, insert_hits
 from newsletter.track.ip import anonymize
 from newsletter.track.ledger import ledger_rows
 from newsletter.track.links import Link, LinkCache
@@ -65,27 +65,24 @@ class Memory:
     older: dict[int, list[classify.Click]] = field(default_factory=dict)
     swept: datetime = datetime.min.replace(tzinfo=UTC)
 
-    def clicks(self, send_id: int) -> list[classify.Click]:
-        return self.older.get(send_id, []) + self.recent.get(send_id, [])
-
 
 def write_hits(store: Store, memory: Memory, policy: Policy, hits: Sequence[Hit]) -> int:
     """Classify and store `hits` in one transaction; returns the number of events written."""
     if not hits:
         return 0
-    times = [datetime.fromtimestamp(h.at, UTC) for h in hits]
+    dialect = store.dialect
+    times, stored_times = epoch_times([h.at for h in hits], dialect)
     with store.write() as conn:
         ledger = _ledger(conn, {h.send_id for h in hits if h.send_id is not None}, memory.sends)
         burst = _bursts(conn, hits, times, ledger, memory)
-        dialect = conn.dialect.name
         links_get = memory.links.get
         rows = []
-        for h, at in zip(hits, times, strict=True):
+        for h, at, stored_at in zip(hits, times, stored_times, strict=True):
             send = ledger.get(h.send_id) if h.send_id is not None else None
             link = links_get(h.link_id) if h.link_id is not None else None
             machine = _machine(h, at, send) or (h.kind == "click" and h.send_id in burst)
-            rows.append(_row(h, at, send, link, policy, machine, dialect))
-        insert_events(conn, rows)
+            rows.append(_row(h, stored_at, send, link, policy, machine, dialect))
+        insert_hits(conn, rows)
     return len(rows)
 
 
@@ -110,9 +107,9 @@ def _machine(hit: Hit, at: datetime, send: Any) -> bool:
 
 
 def _row(
-    hit: Hit, at: datetime, send: Any, link: Link | None, policy: Policy, machine: bool, dialect: str
+    hit: Hit, stored_at: Any, send: Any, link: Link | None, policy: Policy, machine: bool, dialect: str
 ) -> tuple[Any, ...]:
-    """One events row, in `events.COLUMNS` order."""
+    """One events row, in `events.HIT_COLUMNS` order (`stored_at` from `events.epoch_times`)."""
     individual = policy.track_individual and send is not None
     return (
         hit.kind,
@@ -124,12 +121,10 @@ def _row(
         send.campaign if send else (link.campaign if link else None),
         send.language if send else (link.language if link else None),
         link.label if link else None,
-        machine,
+        int(machine) if dialect == "sqlite" else machine,  # an int binds without an adapter lookup
         hit.user_agent[:UA_MAX],
         anonymize(hit.ip, policy.ip_privacy, policy.ip_key),
-        None,
-        None,
-        db_time(at, dialect),
+        stored_at,
     )
 
 
@@ -147,25 +142,39 @@ def _bursts(
         long_ago = newest - memory.swept >= 2 * classify.BURST_WINDOW
         memory.older, memory.recent = ({} if long_ago else memory.recent), {}
         memory.swept = newest
-    fresh: dict[int, int] = {}  # send id -> links in its message
+    fresh: dict[int, int] = {}  # send id -> links in its message, for the sends clicked in this batch
     recent = memory.recent
+    click = classify.Click
     for h, at in zip(hits, times, strict=True):
-        send_id = h.send_id
-        if h.kind != "click" or h.link_id is None or send_id is None or send_id not in ledger:
+        send_id, link_id = h.send_id, h.link_id
+        if send_id is None or link_id is None or h.kind != "click":
             continue
-        wanted = fresh.get(send_id) or _links_in_message(conn, ledger[send_id], counts)
+        wanted = fresh.get(send_id)
+        if wanted is None:
+            send = ledger.get(send_id)
+            if send is None:
+                continue
+            wanted = fresh[send_id] = _links_in_message(conn, send, counts)
         if wanted > 1:  # one-link messages cannot burst
-            clicked = classify.Click(send_id, h.link_id, at)
-            if send_id in recent:
-                recent[send_id].append(clicked)
+            clicks = recent.get(send_id)
+            if clicks is None:
+                recent[send_id] = [click(send_id, link_id, at)]
             else:
-                recent[send_id] = [clicked]
-            fresh[send_id] = wanted
-    if not fresh:
-        return set()
+                clicks.append(click(send_id, link_id, at))
     horizon = newest - 2 * classify.BURST_WINDOW
-    # Only a message with at least as many recent clicks as links can be a burst.
-    seen = {s: clicks for s in fresh if len(clicks := memory.clicks(s)) >= fresh[s]}
+    # Only a message with at least as many recent clicks, and as many distinct links clicked, as it
+    # has links can be a burst: both are checked before any list is built (most sends fail the first).
+    older = memory.older
+    seen: dict[int, list[classify.Click]] = {}
+    for s, wanted in fresh.items():
+        if wanted < 2:
+            continue
+        mine, before = recent[s], older.get(s)
+        if len(mine) + (len(before) if before else 0) < wanted:
+            continue
+        clicks = before + mine if before else mine
+        if len({c.link_id for c in clicks}) >= wanted:
+            seen[s] = clicks
     candidates = {s: fresh[s] for s in seen}
     if not candidates:
         return set()

@@ -37,12 +37,12 @@ def upgrade() -> None:
     sa.Column('sg_event_id', sa.String(length=100), nullable=True),
     sa.Column('data', sa.JSON(), nullable=True),
     sa.Column('at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_events')),
-    sa.UniqueConstraint('sg_event_id', name=op.f('uq_events_sg_event_id'))
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_events'))
     )
     with op.batch_alter_table('events', schema=None) as batch_op:
         batch_op.create_index('ix_events_occurrence_kind', ['occurrence_id', 'kind'], unique=False)
         batch_op.create_index('ix_events_send', ['send_id'], unique=False)
+        batch_op.create_index('uq_events_sg_event_id', ['sg_event_id'], unique=True, sqlite_where=sa.text('sg_event_id IS NOT NULL'), postgresql_where=sa.text('sg_event_id IS NOT NULL'))
 
     op.create_table('feeds',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -384,6 +384,7 @@ def downgrade() -> None:
     op.drop_table('lists')
     op.drop_table('feeds')
     with op.batch_alter_table('events', schema=None) as batch_op:
+        batch_op.drop_index('uq_events_sg_event_id', sqlite_where=sa.text('sg_event_id IS NOT NULL'), postgresql_where=sa.text('sg_event_id IS NOT NULL'))
         batch_op.drop_index('ix_events_send')
         batch_op.drop_index('ix_events_occurrence_kind')
 

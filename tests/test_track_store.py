@@ -1,0 +1,111 @@
+"""The track stage's store paths on both backends: ledger lookups, and the webhook's dedupe when two
+posts of the same events race (SendGrid retries for 24 hours; several app instances may take them)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import func, select
+
+from newsletter.site import Site
+from newsletter.store import now_utc
+from newsletter.store.tables import events, subscriptions
+from newsletter.track import webhook
+from newsletter.track.events import COLUMNS, db_time, insert_events
+from newsletter.track.ledger import ledger_rows
+from tests.support.track import seed_message
+
+
+def test_ledger_rows_are_the_sends_asked_for_with_an_aware_sent_at(site: Site) -> None:
+    send = seed_message(site.store)
+    other = seed_message(site.store, email="ben@example.org", language="es")
+    with site.store.read() as conn:
+        found = ledger_rows(conn, [send["send_id"], other["send_id"], 10**9], sent_at=True)
+        plain = ledger_rows(conn, {send["send_id"]})
+    assert set(found) == {send["send_id"], other["send_id"]}
+    row = found[send["send_id"]]
+    assert (row.occurrence_id, row.subscriber_id, row.language, row.email, row.campaign) == (
+        send["occurrence_id"],
+        send["subscriber_id"],
+        "fr",
+        "ana@example.org",
+        "declaration-call",
+    )
+    assert found[other["send_id"]].language == "es"
+    assert row.sent_at is not None and row.sent_at.utcoffset() == timedelta(0)
+    assert abs((now_utc() - row.sent_at) - timedelta(hours=1)) < timedelta(minutes=1)
+    assert plain[send["send_id"]].sent_at is None
+
+
+def _event(send: dict[str, Any], n: int, kind: str = "delivered") -> dict[str, Any]:
+    return {
+        "email": "ana@example.org",
+        "event": kind,
+        "timestamp": int(time.time()),
+        "sg_event_id": f"race-{n}",
+        "send_id": str(send["send_id"]),
+    }
+
+
+def _stored_by_another_instance(send: dict[str, Any], n: int, dialect: str) -> tuple[Any, ...]:
+    values = dict.fromkeys(COLUMNS)
+    values.update(
+        kind="delivered",
+        source="sendgrid",
+        occurrence_id=send["occurrence_id"],
+        send_id=send["send_id"],
+        machine=False,
+        user_agent="",
+        ip="",
+        sg_event_id=f"race-{n}",
+        at=db_time(now_utc(), dialect),
+    )
+    return tuple(values[c] for c in COLUMNS)
+
+
+def _waiting_on_a_lock(site: Site) -> bool:
+    with site.store.read() as conn:
+        return bool(
+            conn.exec_driver_sql(
+                "SELECT count(*) FROM pg_stat_activity"
+                " WHERE wait_event_type = 'Lock' AND query LIKE 'COPY events%%'"
+            ).scalar()
+        )
+
+
+def test_a_post_racing_another_instance_stores_and_acts_on_each_event_once(site: Site, backend: str) -> None:
+    """Instance A has stored events 0-4 and not committed yet when instance B's post of events 0-7
+    arrives: B's dedupe query cannot see them, so on PostgreSQL its COPY waits on A's rows and, once A
+    commits, hits the unique index; B then stores only 5-7 and acts only on those (the complaint in
+    event 2 is A's to act on, the unsubscribe in event 6 is B's)."""
+    send = seed_message(site.store)
+    posted = [_event(send, n, kind) for n, kind in enumerate(["delivered"] * 8)]
+    posted[2]["event"], posted[6]["event"] = "spamreport", "unsubscribe"
+    result: dict[str, webhook.Ingested] = {}
+
+    def instance_b() -> None:
+        result["b"] = webhook.ingest(
+            site.store, posted, ip_privacy="truncate", ip_key=b"k", soft_bounce_limit=3
+        )
+
+    with site.store.write() as conn:  # instance A, mid-transaction
+        insert_events(conn, [_stored_by_another_instance(send, n, conn.dialect.name) for n in range(5)])
+        b = threading.Thread(target=instance_b)
+        b.start()
+        if backend == "postgresql":
+            deadline = time.monotonic() + 10
+            while not _waiting_on_a_lock(site):
+                assert time.monotonic() < deadline, "instance B never waited on A's uncommitted rows"
+                time.sleep(0.05)
+        else:
+            time.sleep(0.3)  # B waits for the write lock
+        assert "b" not in result
+    b.join(30)
+    assert (result["b"].stored, result["b"].duplicates, result["b"].suppressed) == (3, 5, 1)
+    with site.store.read() as conn:
+        assert conn.scalar(select(func.count()).select_from(events)) == 8
+        assert conn.scalar(select(func.count(func.distinct(events.c.sg_event_id)))) == 8
+        assert conn.scalar(select(subscriptions.c.status)) == "unsubscribed"
