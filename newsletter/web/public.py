@@ -32,7 +32,7 @@ from newsletter.store import now_utc
 from newsletter.store.tables import sends, subscribers
 from newsletter.tokens import Signer
 from newsletter.track import webhook
-from newsletter.track.hits import Hit, HitBuffer, Policy
+from newsletter.track.hits import HitBuffer, Policy
 from newsletter.track.ip import anonymize
 from newsletter.track.links import Link, LinkCache
 from newsletter.urls import read_link, read_recipient
@@ -70,6 +70,9 @@ class Public:
         self._attempts: dict[str, deque[float]] = {}
         self._archive: dict[tuple[int, str], str] = {}
         self.link_tokens: dict[str, Link] = {}
+        # User agents as received -> one shared str each: a few hundred make up nearly all traffic,
+        # and a shared object is pickled once per batch to the writer (25 bytes a hit instead of 120).
+        self._agents: dict[bytes, str] = {}
         self.redirects: dict[int, Response] = {}
         self._loading: dict[int, asyncio.Future[Link | None]] = {}
         self.conversion_param = str(s["conversion_param"])
@@ -100,7 +103,12 @@ class Public:
                 ua = value
                 break
         ip = client[0] if client else ""
-        self.hits.add(Hit(kind, send_id, link_id, scope["method"], ua.decode("latin-1"), ip, time.time()))
+        agent = self._agents.get(ua)
+        if agent is None:
+            if len(self._agents) >= 10_000:
+                self._agents.clear()
+            agent = self._agents[ua] = ua.decode("latin-1")
+        self.hits.add((kind, send_id, link_id, scope["method"], agent, ip, time.time()))  # a RawHit
 
     async def open_pixel(self, request: Request) -> Response:
         try:
