@@ -16,7 +16,7 @@ from newsletter import urls
 from newsletter.audience.lists import sync_lists
 from newsletter.audience.subscribers import email_hash
 from newsletter.site import Site
-from newsletter.store.tables import consents, lists, subscribers, subscriptions, suppressions
+from newsletter.store.tables import attempts, consents, lists, subscribers, subscriptions, suppressions
 from newsletter.tokens import Signer
 from newsletter.web.i18n import translations
 from tests.support.track import seed_message
@@ -170,6 +170,27 @@ def test_forms_without_a_valid_csrf_token_change_nothing(site: Site, live_server
     assert _status(site, "ana@example.org", "members") == "unsubscribed"
     with site.store.read() as conn:
         assert conn.scalar(select(subscribers.c.id).where(subscribers.c.email == "x@example.org")) is None
+
+
+def test_the_subscribe_limit_holds_across_instances(site_dir: Any, site_env: Any, live_server: Any) -> None:
+    """Two app instances on one store (as behind a load balancer) share the per-IP limit, and the
+    store keeps the client's IP only as a keyed hash."""
+    env = {**site_env, "NEWSLETTER_SUBSCRIBE_RATE_LIMIT": "2"}
+    first, second = Site.load(site_dir, environ=env), Site.load(site_dir, environ=env)
+    sync_lists(first)
+    servers = [live_server(first), live_server(second)]
+    answers = []
+    for n, server in enumerate([*servers, *servers]):
+        with httpx.Client(base_url=server.url) as client:
+            token = _csrf(client, f"/subscribe/{LIST}")
+            answer = client.post(f"/subscribe/{LIST}", data={"email": f"q{n}@example.org", "csrf": token})
+            answers.append(answer.status_code)
+    assert answers == [200, 200, 429, 429]
+    with first.store.read() as conn:
+        keys = conn.scalars(select(attempts.c.key)).all()
+    assert len(keys) == 2 and all(k.startswith("subscribe-ip:") and "127.0.0" not in k for k in keys)
+    first.close()
+    second.close()
 
 
 def test_honeypot_rate_limit_and_private_lists(site_dir: Any, site_env: Any, live_server: Any) -> None:

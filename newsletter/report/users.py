@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import delete, func, select
+from sqlalchemy import select
 
 from newsletter.audience.subscribers import normalize_email
 from newsletter.errors import InputError
 from newsletter.store import Store, now_utc
-from newsletter.store.tables import login_failures, users
+from newsletter.store.tables import users
 
 ROLES = ("staff", "organiser")
 MIN_PASSWORD = 10
@@ -86,27 +85,3 @@ def authenticate(store: Store, email: str, password: str) -> User | None:
                 users.update().where(users.c.id == row.id).values(password_hash=_hasher.hash(password))
             )
     return User(int(row.id), row.email, row.role)
-
-
-def too_many_failures(store: Store, keys: list[str], limit: int, window: timedelta, now: datetime) -> bool:
-    """Whether any of `keys` (e.g. "email:...", "ip:...") failed `limit` times within `window`."""
-    with store.read() as conn:
-        for key in keys:
-            n = conn.scalar(
-                select(func.count()).where(login_failures.c.key == key, login_failures.c.at > now - window)
-            )
-            if int(n or 0) >= limit:
-                return True
-    return False
-
-
-def record_failure(store: Store, keys: list[str], window: timedelta, now: datetime) -> None:
-    """Note a failed login under each key, and drop failures older than the window."""
-    with store.write() as conn:
-        conn.execute(login_failures.insert(), [{"key": k, "at": now} for k in keys])
-        conn.execute(delete(login_failures).where(login_failures.c.at <= now - window))
-
-
-def clear_failures(store: Store, keys: list[str]) -> None:
-    with store.write() as conn:
-        conn.execute(delete(login_failures).where(login_failures.c.key.in_(keys)))

@@ -359,15 +359,17 @@ users = Table(
     Column("created_at", utc(), nullable=False),
 )
 
-# Failed dashboard logins, per "email:" / "ip:" key: the rate limit holds across app instances.
-login_failures = Table(
-    "login_failures",
+# Attempts under rate limits that must hold across app instances (`newsletter.ratelimit`): failed
+# dashboard logins per "login-email:" / "login-ip:" key, subscribe-form posts per "subscribe-ip:" key.
+# Each row expires on its own, so limits with different windows share the table.
+attempts = Table(
+    "attempts",
     metadata,
     Column("id", Id, primary_key=True),
     Column("key", String(400), nullable=False),
-    Column("at", utc(), nullable=False),
+    Column("expires", utc(), nullable=False),
 )
-Index("ix_login_failures_key_at", login_failures.c.key, login_failures.c.at)
+Index("ix_attempts_key_expires", attempts.c.key, attempts.c.expires)
 
 # ---------------------------------------------------------------- report: rollups of the events
 # The campaign pages read these, never the raw events: `report.figures.refresh` folds in the events
@@ -444,7 +446,7 @@ __all__ = [
     "links",
     "events",
     "users",
-    "login_failures",
+    "attempts",
     "report_watermark",
     "report_counts",
     "report_seen",

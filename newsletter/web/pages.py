@@ -159,7 +159,7 @@ async def subscribe(pub: Public, request: Request) -> Response:
         # The honeypot: a person never fills it; a bot gets the same answer and nothing is stored.
         return pub.message(request, lang, check_title, check_text)
     ip = pub.client_ip(request)
-    if not pub.allow(ip or (request.client.host if request.client else ""), time.time()):
+    if not await run_in_threadpool(pub.allow, request):
         return pub.message(request, lang, "Too many attempts", _("Please try again later."), 429, "error")
     choice = str(form.get("language", lang))
     wish = signup.Request(slug, context["email"], context["name"], choice, ip, detail=f"form {slug}")

@@ -11,7 +11,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections import deque
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -25,6 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from newsletter import ratelimit
 from newsletter.audience import status as substatus
 from newsletter.errors import NewsletterError
 from newsletter.site import Site
@@ -67,7 +68,6 @@ class Public:
             loader=FileSystemLoader(HERE / "templates" / "public"),
             autoescape=select_autoescape(["html"]),
         )
-        self._attempts: dict[str, deque[float]] = {}
         self._archive: dict[tuple[int, str], str] = {}
         self.link_tokens: dict[str, Link] = {}
         # User agents as received -> one shared str each: a few hundred make up nearly all traffic,
@@ -327,18 +327,13 @@ class Public:
 
         return await confirm(self, request)
 
-    def allow(self, ip: str, now: float) -> bool:
-        """Per-IP rate limit of subscribe posts (this instance's memory: a sliding hour)."""
+    def allow(self, request: Request) -> bool:
+        """The per-IP rate limit of subscribe posts (a sliding hour), kept in the store so that it holds
+        across instances; the IP is kept only as a keyed hash, and only for that hour."""
+        host = request.client.host if request.client else ""
+        key = "subscribe-ip:" + anonymize(host, "hash", self.ip_key)
         limit = int(self.site.settings["subscribe_rate_limit"])
-        seen = self._attempts.setdefault(ip, deque())
-        while seen and now - seen[0] > 3600:
-            seen.popleft()
-        if limit > 0 and len(seen) >= limit:
-            return False
-        seen.append(now)
-        if len(self._attempts) > 100_000:
-            self._attempts.clear()
-        return True
+        return ratelimit.take(self.site.store, key, limit, timedelta(hours=1), now_utc())
 
     async def view(self, request: Request) -> Response:
         fields = self.signer.read("view", request.path_params["token"])

@@ -11,6 +11,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
+from newsletter import ratelimit
 from newsletter.errors import InputError, NewsletterError
 from newsletter.report import users
 from newsletter.site import Site
@@ -109,9 +110,9 @@ def _check_login(request: Request, email: str, password: str, nxt: str) -> Respo
     settings = site.settings
     window = timedelta(seconds=int(settings["admin_login_window"]))
     ip = request.client.host if request.client else ""
-    keys = [f"email:{email}"[:400], f"ip:{ip}"]
+    keys = [f"login-email:{email}", f"login-ip:{ip}"]
     now = now_utc()
-    if users.too_many_failures(site.store, keys, int(settings["admin_login_attempts"]), window, now):
+    if ratelimit.exceeded(site.store, keys, int(settings["admin_login_attempts"]), now):
         minutes = max(1, window.seconds // 60)
         return render(
             request,
@@ -121,11 +122,11 @@ def _check_login(request: Request, email: str, password: str, nxt: str) -> Respo
         )
     user = users.authenticate(site.store, email, password)
     if user is None:
-        users.record_failure(site.store, keys, window, now)
+        ratelimit.record(site.store, keys, window, now)
         return render(
             request, "login.html", {"next": nxt, "error": "Wrong email or password."}, status_code=401
         )
-    users.clear_failures(site.store, [f"email:{email}"])
+    ratelimit.clear(site.store, [f"login-email:{email}"])
     session_of(request).login(user.id)
     return RedirectResponse(nxt, status_code=303)
 
