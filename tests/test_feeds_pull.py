@@ -307,3 +307,36 @@ def test_items_published_before_the_first_pull_never_become_news(quick, feed_ser
         assert [i.published_at for i in items_since(conn, first_pull, limit=50)] == [
             datetime(2026, 11, 27, 10, 0, tzinfo=UTC)
         ]
+
+
+def test_two_pulls_saving_one_feed_at_once_store_each_item_once(quick, backend):
+    """Pull A has inserted the items and not committed when pull B saves the same document: B waits
+    for A, then finds every item known (on PostgreSQL it would otherwise fail on the unique key)."""
+    import threading
+
+    from newsletter.feeds import store as feed_store
+    from newsletter.feeds.parse import parse_feed
+    from newsletter.store.tables import items as items_table
+
+    declare(quick, {"name": "hub", "url": "https://hub.example.org/feed.xml"})
+    with quick.store.write() as conn:
+        feed_id = feed_store.sync_feeds(conn, load_feeds(quick).feeds, T0)["hub"].id
+    parsed = parse_feed(
+        doc(1, 2, 3), {}, url="https://hub.example.org/feed.xml", languages=["en"], default_language="en"
+    )
+    saved = {}
+
+    def save(name):
+        with quick.store.write() as conn:
+            saved[name] = feed_store.save_items(conn, feed_id, parsed.items, seed=False, now=T0, state={})
+
+    with quick.store.write() as conn:  # pull A, mid-transaction
+        saved["a"] = feed_store.save_items(conn, feed_id, parsed.items, seed=False, now=T0, state={})
+        b = threading.Thread(target=save, args=("b",))
+        b.start()
+        b.join(1.0)
+        assert b.is_alive(), "pull B did not wait for pull A"
+    b.join(30)
+    assert (saved["a"].new, saved["b"].new, saved["b"].unchanged) == (3, 0, 3)
+    with quick.store.read() as conn:
+        assert len(conn.execute(select(items_table.c.id).where(items_table.c.feed_id == feed_id)).all()) == 3

@@ -117,6 +117,10 @@ def save_items(
     item published before `old_before` (the feed's first pull) that shows up only now: a feed that
     was truncated at its first pull, or that lists more of its archive today, must not flood a digest.
     """
+    # Two pulls of one feed at once (two `run` instances, or `run` and a manual pull): the second waits
+    # here for the first to commit, then finds its items known instead of inserting them again and
+    # failing on the unique key. (SQLite's write transactions are serial already.)
+    conn.execute(select(feeds.c.id).where(feeds.c.id == feed_id).with_for_update())
     known = {
         r.guid_key: (r.id, r.content_hash)
         for r in conn.execute(
