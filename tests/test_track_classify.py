@@ -83,3 +83,17 @@ def test_check_reports_a_bad_webhook_key(site_dir: Any, site_env: dict[str, str]
     assert any("not a base64 DER public key" in e for e in check_site(bad).errors)
     empty = check_site(Site.load(site_dir, environ=site_env))
     assert not empty.errors and any("refuses every post" in w for w in empty.warnings)
+
+
+def test_hit_times_are_stored_as_db_time_writes_them() -> None:
+    """The writer's fast time formatting matches db_time, including fractions that round up to the
+    next second, and its datetimes are the same whole microsecond."""
+    from newsletter.track.events import db_time, epoch_times
+
+    epochs = [1_622_000_000.9999996, 1_622_000_000.0000004, 1_622_000_000.5, 0.0, 1_700_000_123.123456]
+    epochs += [1_622_000_000 + n * 0.0123457 for n in range(2000)]
+    for dialect in ("sqlite", "postgresql"):
+        times, stored = epoch_times(epochs, dialect)
+        assert stored == [db_time(at, dialect) for at in times]
+        assert all(abs(at.timestamp() - e) <= 1e-6 for at, e in zip(times, epochs, strict=True))
+    assert epoch_times([1_622_000_000.9999996], "sqlite")[1] == ["2021-05-26 03:33:21.000000"]

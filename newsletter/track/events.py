@@ -186,8 +186,14 @@ _KNOWN_PG = (
     "SELECT e.sg_event_id FROM jsonb_array_elements_text(%s::jsonb) AS u(id) CROSS JOIN LATERAL"
     " (SELECT sg_event_id FROM events WHERE sg_event_id = u.id OFFSET 0) AS e"
 )
-_SQLITE_INSERT = f"INSERT INTO events ({', '.join(COLUMNS)}) VALUES ({', '.join(['?'] * len(COLUMNS))})"
-_SQLITE_HITS = f"INSERT INTO events ({', '.join(HIT_COLUMNS)}) VALUES ({', '.join(['?'] * len(HIT_COLUMNS))})"
+
+
+def _sqlite_insert(columns: tuple[str, ...]) -> str:
+    return f"INSERT INTO events ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+_SQLITE_INSERT = _sqlite_insert(COLUMNS)
+_SQLITE_HITS = _sqlite_insert(HIT_COLUMNS)
 # PostgreSQL, where COPY cannot skip duplicates: the whole batch as one JSON array of rows, unpacked
 # by the server. One parameter whatever the batch size, and one json.dumps in C instead of the driver
 # adapting every value in Python (per-row executemany or unnest() of column arrays cost several
