@@ -37,8 +37,8 @@ import uvicorn
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from newsletter.accounts import add_user  # noqa: E402
 from newsletter.report import figures, rollup  # noqa: E402
-from newsletter.report.users import add_user  # noqa: E402
 from newsletter.site import Site  # noqa: E402
 from newsletter.store.bulk import insert_many  # noqa: E402
 from newsletter.store.tables import events, links, occurrences, sends, subscribers  # noqa: E402

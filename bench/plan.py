@@ -36,9 +36,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from newsletter.audience.lists import sync_lists  # noqa: E402
-from newsletter.schedule.config import load_schedules  # noqa: E402
-from newsletter.schedule.plan import plan, plan_for_site  # noqa: E402
-from newsletter.schedule.sources import audience_inputs  # noqa: E402
+from newsletter.schedule.inputs import audience_inputs  # noqa: E402
+from newsletter.schedule.load import load_schedules  # noqa: E402
+from newsletter.schedule.plan import plan  # noqa: E402
+from newsletter.schedule.sync import plan_for_site  # noqa: E402
 from newsletter.site import Site  # noqa: E402
 from newsletter.store.tables import lists, subscribers, subscriptions  # noqa: E402
 

@@ -31,9 +31,14 @@ from mjml import mjml2html  # noqa: E402
 
 from newsletter import urls  # noqa: E402
 from newsletter.audience.lists import sync_lists  # noqa: E402
-from newsletter.render import Prepared, Recipient, prepare, sample_context  # noqa: E402
+from newsletter.render.assemble import tracked  # noqa: E402
 from newsletter.render.environment import load_template, make_environment  # noqa: E402
-from newsletter.render.prepare import site_links  # noqa: E402
+from newsletter.render.message import Prepared, Recipient  # noqa: E402
+from newsletter.render.prepare import (  # noqa: E402
+    prepare,
+    sample_context,
+    site_links,  # noqa: E402
+)
 from newsletter.site import Site  # noqa: E402
 from newsletter.store.tables import occurrences  # noqa: E402
 
@@ -174,17 +179,20 @@ def main() -> None:
             prepare_times, mjml_times = [], []
             for _ in range(5):
                 t = time.perf_counter()
-                prepared[lang] = prepare(
-                    site,
-                    template="digest",
-                    language=lang,
-                    context=context,
-                    campaign_id="weekly-digest",
-                    now=NOW,
-                    occurrence_id=occurrence,
-                    store=site.store,
-                    postal_address="123 Example Street",
-                    list_slug="members",
+                prepared[lang] = tracked(
+                    site.store,
+                    prepare(
+                        site,
+                        template="digest",
+                        language=lang,
+                        context=context,
+                        campaign_id="weekly-digest",
+                        now=NOW,
+                        occurrence_id=occurrence,
+                        postal_address="123 Example Street",
+                        list_slug="members",
+                    ),
+                    NOW,
                 )
                 prepare_times.append(time.perf_counter() - t)
             env = make_environment(site.templates_dir)

@@ -38,7 +38,10 @@ sys.path.insert(0, str(BENCH))
 
 import render as render_bench  # noqa: E402  (bench/render.py: the site, recipients, the floor)
 
-from newsletter.render import Prepared, prepare, sample_context  # noqa: E402
+from newsletter.render.assemble import tracked  # noqa: E402
+from newsletter.render.message import Prepared  # noqa: E402
+from newsletter.render.prepare import prepare, sample_context  # noqa: E402
+from newsletter.schedule.load import load_schedules  # noqa: E402
 from newsletter.send.transports.outbox import OutboxTransport  # noqa: E402
 from newsletter.send.transports.sendgrid import SendGridTransport  # noqa: E402
 from newsletter.send.transports.smtp import SMTPTransport  # noqa: E402
@@ -107,15 +110,18 @@ def stop(proc: subprocess.Popen[str]) -> None:
 
 def prepared_digest(site: Any, occurrence: int) -> dict[str, Prepared]:
     return {
-        lang: prepare(
-            site,
-            template="digest",
-            language=lang,
-            context=sample_context(site, lang, NOW),
-            campaign_id="weekly-digest",
-            now=NOW,
-            occurrence_id=occurrence,
-            store=site.store,
+        lang: tracked(
+            site.store,
+            prepare(
+                site,
+                template="digest",
+                language=lang,
+                context=sample_context(site, lang, NOW),
+                campaign_id="weekly-digest",
+                now=NOW,
+                occurrence_id=occurrence,
+            ),
+            NOW,
         )
         for lang in LANGUAGES
     }
@@ -156,7 +162,7 @@ def ledger_run(site: Any, n: int, port: int) -> tuple[float, float]:
     from sqlalchemy import select
 
     from newsletter.schedule.occurrences import create_adhoc
-    from newsletter.send.engine import drain, enqueue_occurrence
+    from newsletter.send.engine import PreparedCache, drain, enqueue_occurrence
     from newsletter.store.tables import lists, subscribers, subscriptions
 
     (site.root / "schedules.yaml").write_text(
@@ -200,13 +206,15 @@ def ledger_run(site: Any, n: int, port: int) -> tuple[float, float]:
                     for i in chunk
                 ],
             )
-    occurrence = create_adhoc(site, "weekly-digest", now=NOW)
+    schedules = load_schedules(site)
+    occurrence = create_adhoc(site.store, schedules, "weekly-digest", now=NOW)
     t = time.perf_counter()
-    enqueue_occurrence(site, occurrence, NOW)
+    enqueue_occurrence(site, occurrence, NOW, schedules)
     enqueued = time.perf_counter() - t
     transport = SendGridTransport("SG.bench", f"http://127.0.0.1:{port}", timeout=30)
     t = time.perf_counter()
-    tally = drain(site, transport, worker="bench", occurrence_id=occurrence)
+    cache = PreparedCache(site, lambda: schedules)
+    tally = drain(site, transport, cache, worker="bench", occurrence_id=occurrence)
     assert tally.sent == n, tally
     return enqueued, time.perf_counter() - t
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from newsletter.errors import RenderError
-from newsletter.render import prepare, sample_context
 from newsletter.render.check import check_site
+from newsletter.render.prepare import prepare, sample_context
 
 NOW = datetime(2021, 4, 14, 9, tzinfo=UTC)
 

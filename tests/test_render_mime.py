@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 import pytest
 
 from newsletter import urls
-from newsletter.render import Recipient, prepare, sample_context
+from newsletter.render.message import Recipient
+from newsletter.render.prepare import prepare, sample_context
 from newsletter.tokens import Signer
 
 NOW = datetime(2021, 4, 14, 9, tzinfo=UTC)

@@ -10,11 +10,13 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
+from newsletter.campaigns import Event
 from newsletter.errors import RenderError
-from newsletter.render import Recipient, prepare, prepare_occurrence, resolve_language, sample_context
+from newsletter.render.assemble import prepare_occurrence, tracked
 from newsletter.render.content import event_view, item_view
-from newsletter.schedule.config import load_schedules
-from newsletter.schedule.model import Event
+from newsletter.render.message import Recipient
+from newsletter.render.prepare import prepare, resolve_language, sample_context
+from newsletter.schedule.load import load_schedules
 from newsletter.store.tables import links
 from tests.support.render import add_items, add_occurrence
 
@@ -144,8 +146,13 @@ def test_links_get_utm_and_labels_without_tracking(render_site):
 @pytest.mark.postgres
 def test_tracked_links_are_registered_once_per_occurrence_and_language(site, backend):
     occurrence = add_occurrence(site, "weekly-digest")
-    first = render(site, occurrence_id=occurrence, store=site.store)
-    again = render(site, occurrence_id=occurrence, store=site.store)
+    untracked = render(site, occurrence_id=occurrence)
+    with site.store.read() as conn:  # rendering writes nothing: the caller registers what it found
+        assert conn.execute(select(links).where(links.c.occurrence_id == occurrence)).all() == []
+    assert untracked.links and all(link_id is None for link_id, _, _ in untracked.links)
+    now = datetime(2021, 4, 14, 9, tzinfo=UTC)
+    first = tracked(site.store, untracked, now)
+    again = tracked(site.store, render(site, occurrence_id=occurrence), now)
     assert first.links == again.links  # re-rendering reuses the ids
     with site.store.read() as conn:
         rows = conn.execute(select(links).where(links.c.occurrence_id == occurrence)).all()
@@ -161,7 +168,7 @@ def test_tracked_links_are_registered_once_per_occurrence_and_language(site, bac
 @pytest.mark.postgres
 def test_prepare_occurrence_reads_campaign_event_and_list(site, backend, render_now):
     occurrence = add_occurrence(site, "webinar-april-1d", event_id="webinar-april", session="fr")
-    prepared = prepare_occurrence(site, occurrence, "fr", render_now)
+    prepared = prepare_occurrence(site, load_schedules(site), occurrence, "fr", render_now)
     assert prepared.occurrence_id == occurrence and prepared.campaign_id == "webinar-april-1d"
     assert prepared.from_email == "hub@hlm2021-hub.example.org"
     assert "123 Example Street" in prepared.html
@@ -184,10 +191,10 @@ def test_digest_uses_fallback_items_and_says_so(site, backend, render_now):
         ],
     )
     occurrence = add_occurrence(site, "weekly-digest")
-    french = prepare_occurrence(site, occurrence, "fr", render_now)
+    french = prepare_occurrence(site, load_schedules(site), occurrence, "fr", render_now)
     assert "Nouvelle en français" in french.html and "English news" not in french.html
     assert "Cet article est en" not in french.html
-    russian = prepare_occurrence(site, occurrence, "ru", render_now)
+    russian = prepare_occurrence(site, load_schedules(site), occurrence, "ru", render_now)
     assert "English news one" in russian.html and "Этот материал на языке: английский." in russian.html
     assert russian.subject == "2 новости хаба СВУ 2021"
 
@@ -214,8 +221,8 @@ def test_campaign_that_blocks_on_missing_translations(site, backend, render_now)
         match=r"language 'es' lacks 1 string\(s\) in .*es/LC_MESSAGES/messages.po: "
         r"'Unsubscribe'",
     ):
-        prepare_occurrence(site, occurrence, "es", render_now, schedules=schedules)
-    assert prepare_occurrence(site, occurrence, "fr", render_now, schedules=schedules).language == "fr"
+        prepare_occurrence(site, schedules, occurrence, "es", render_now)
+    assert prepare_occurrence(site, schedules, occurrence, "fr", render_now).language == "fr"
     with site.store.read() as conn:  # a blocked language registers no links
         assert {r.language for r in conn.execute(select(links.c.language))} == {"fr"}
 

@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, sync_playwright
 
-from newsletter.render import prepare, sample_context
 from newsletter.render.environment import template_names
+from newsletter.render.prepare import prepare, sample_context
 from newsletter.render.preview import sample_recipient
 
 CHROMIUM = os.environ.get("NEWSLETTER_TEST_CHROMIUM", "/usr/bin/chromium")

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from typer.testing import CliRunner
 
+from newsletter import accounts
 from newsletter.cli import app
-from newsletter.report import users
 from newsletter.report.rollup import SIGN_ON
 from newsletter.site import Site
 from tests.support.report import seed_campaign
@@ -55,13 +55,13 @@ def test_users_add_with_password_on_stdin_or_prompt(
     args = ["users", "add", "Ana@Example.org", "--role", "organiser", "--site", str(site_dir)]
     result = CliRunner().invoke(app, [*args, "--password-stdin"], input="a long passphrase\n", env=site_env)
     assert result.exit_code == 0, result.output
-    assert users.authenticate(site.store, "ana@example.org", "a long passphrase") is not None
-    assert users.authenticate(site.store, "ana@example.org", "wrong") is None
+    assert accounts.authenticate(site.store, "ana@example.org", "a long passphrase") is not None
+    assert accounts.authenticate(site.store, "ana@example.org", "wrong") is None
     # Without --password-stdin it prompts twice (hidden); a changed role and password replace the old.
     args[4] = "staff"
     result = CliRunner().invoke(app, args, input="another passphrase\nanother passphrase\n", env=site_env)
     assert result.exit_code == 0, result.output
-    user = users.authenticate(site.store, "ana@example.org", "another passphrase")
+    user = accounts.authenticate(site.store, "ana@example.org", "another passphrase")
     assert user is not None and user.role == "staff" and user.can_send
     bad = CliRunner().invoke(
         app, [*args[:4], "admin", *args[5:], "--password-stdin"], input="long enough pw\n", env=site_env

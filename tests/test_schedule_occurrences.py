@@ -9,6 +9,8 @@ from sqlalchemy import select
 
 from newsletter.errors import InputError
 from newsletter.schedule import occurrences as occ
+from newsletter.schedule import sync
+from newsletter.schedule.load import load_schedules
 from newsletter.site import Site
 from newsletter.store.tables import occurrences
 from tests.support.schedule import write_schedules
@@ -40,15 +42,15 @@ def rows(site: Site) -> dict[str, object]:
 
 def test_reconcile_adds_moves_drops(sched_site: Site) -> None:
     write_schedules(sched_site, BASE)
-    assert occ.reconcile(sched_site, NOW).summary() == {"added": 2, "moved": 0, "dropped": 0, "missed": 0}
+    assert sync.reconcile(sched_site, NOW).summary() == {"added": 2, "moved": 0, "dropped": 0, "missed": 0}
     first = rows(sched_site)
     assert first["remind/webinar/ru"].due_at == datetime(2030, 3, 20, 9, 0, tzinfo=UTC)
     assert first["remind/webinar/ru"].languages == ["ru"]
     # Reconciling again changes nothing: keys are unique and stable.
-    assert occ.reconcile(sched_site, NOW).summary() == {"added": 0, "moved": 0, "dropped": 0, "missed": 0}
+    assert sync.reconcile(sched_site, NOW).summary() == {"added": 0, "moved": 0, "dropped": 0, "missed": 0}
     # The Russian session moves a day later: same occurrence, new time.
     write_schedules(sched_site, BASE.replace("2030-03-21T12:00", "2030-03-22T12:00"))
-    assert occ.reconcile(sched_site, NOW).summary()["moved"] == 1
+    assert sync.reconcile(sched_site, NOW).summary()["moved"] == 1
     moved = rows(sched_site)["remind/webinar/ru"]
     assert moved.id == first["remind/webinar/ru"].id and moved.due_at == datetime(
         2030, 3, 21, 9, 0, tzinfo=UTC
@@ -60,32 +62,32 @@ def test_reconcile_adds_moves_drops(sched_site: Site) -> None:
             "      - {id: ru, language: ru, start: 2030-03-21T12:00, timezone: Europe/Moscow}\n", ""
         ),
     )
-    assert occ.reconcile(sched_site, NOW).summary()["dropped"] == 1
+    assert sync.reconcile(sched_site, NOW).summary()["dropped"] == 1
     dropped = rows(sched_site)["remind/webinar/ru"]
     assert dropped.status == "cancelled" and "no longer in the plan" in dropped.reason
     # The event is cancelled: every pending send of it goes.
     write_schedules(
         sched_site, BASE.replace("    kind: webinar\n", "    kind: webinar\n    cancelled: true\n")
     )
-    occ.reconcile(sched_site, NOW)
+    sync.reconcile(sched_site, NOW)
     after = rows(sched_site)
     assert after["remind/webinar/en"].status == "cancelled"
     assert "event 'webinar' is cancelled" in after["remind/webinar/en"].reason
     # Uncancelled: the dropped sends come back (cancellations made by people would not).
     write_schedules(sched_site, BASE)
-    occ.reconcile(sched_site, NOW)
+    sync.reconcile(sched_site, NOW)
     assert {r.status for r in rows(sched_site).values()} == {"scheduled"}
 
 
 def test_sent_occurrences_are_never_moved_or_redone(sched_site: Site) -> None:
     write_schedules(sched_site, BASE)
-    occ.reconcile(sched_site, NOW)
+    sync.reconcile(sched_site, NOW)
     en = rows(sched_site)["remind/webinar/en"]
     row, why = occ.claim(sched_site.store, en.id, en.due_at)
     assert row is not None and row.status == "sending" and why == ""
     assert occ.claim(sched_site.store, en.id, en.due_at)[0] is None  # at most once
     write_schedules(sched_site, BASE.replace("2030-03-20T14:00", "2030-03-25T14:00"))
-    occ.reconcile(sched_site, NOW)
+    sync.reconcile(sched_site, NOW)
     again = rows(sched_site)["remind/webinar/en"]
     assert again.status == "sending" and again.due_at == en.due_at
 
@@ -102,10 +104,10 @@ def test_overdue_verdicts() -> None:
 
 def test_reconcile_records_missed_with_reason(sched_site: Site) -> None:
     write_schedules(sched_site, BASE)
-    occ.reconcile(sched_site, NOW)
+    sync.reconcile(sched_site, NOW)
     # The scheduler was down from before the English reminder until after the session began.
     later = datetime(2030, 3, 20, 14, 30, tzinfo=UTC)
-    assert occ.reconcile(sched_site, later).summary()["missed"] == 1
+    assert sync.reconcile(sched_site, later).summary()["missed"] == 1
     en = rows(sched_site)["remind/webinar/en"]
     assert en.status == "missed" and "never sent after the start" in en.reason
     assert rows(sched_site)["remind/webinar/ru"].status == "scheduled"
@@ -113,7 +115,7 @@ def test_reconcile_records_missed_with_reason(sched_site: Site) -> None:
 
 def test_pause_resume_cancel(sched_site: Site) -> None:
     write_schedules(sched_site, BASE)
-    occ.reconcile(sched_site, NOW)
+    sync.reconcile(sched_site, NOW)
     assert occ.pause(sched_site.store, "remind/webinar/en").status == "paused"
     # A paused send does not fire.
     en = rows(sched_site)["remind/webinar/en"]
@@ -125,23 +127,27 @@ def test_pause_resume_cancel(sched_site: Site) -> None:
     with pytest.raises(InputError, match="no occurrence 'nope'"):
         occ.pause(sched_site.store, "nope")
     # A cancellation by hand survives reconciles.
-    occ.reconcile(sched_site, NOW)
+    sync.reconcile(sched_site, NOW)
     assert rows(sched_site)["remind/webinar/en"].status == "cancelled"
 
 
 def test_create_adhoc(sched_site: Site) -> None:
     write_schedules(sched_site, BASE)
-    ident = occ.create_adhoc(sched_site, "remind", event_id="webinar", session="ru", now=NOW)
+    ident = occ.create_adhoc(
+        sched_site.store, load_schedules(sched_site), "remind", event_id="webinar", session="ru", now=NOW
+    )
     row = occ.get(sched_site.store, ident)
     assert (
         row.status == "sending" and row.languages == ["ru"] and row.key.startswith("adhoc/remind/webinar/ru/")
     )
     with pytest.raises(InputError, match="no campaign 'nope'"):
-        occ.create_adhoc(sched_site, "nope", now=NOW)
+        occ.create_adhoc(sched_site.store, load_schedules(sched_site), "nope", now=NOW)
     with pytest.raises(InputError, match="has no such session"):
-        occ.create_adhoc(sched_site, "remind", event_id="webinar", session="xx", now=NOW)
+        occ.create_adhoc(
+            sched_site.store, load_schedules(sched_site), "remind", event_id="webinar", session="xx", now=NOW
+        )
     # Reconcile leaves ad hoc sends alone.
-    occ.reconcile(sched_site, NOW)
+    sync.reconcile(sched_site, NOW)
     assert occ.get(sched_site.store, ident).status == "sending"
 
 
@@ -192,13 +198,13 @@ def test_local_time_occurrence_fires_early_and_each_subscriber_gets_their_hour(s
         ],
     )
     now = datetime(2021, 6, 5, tzinfo=UTC)
-    occ.reconcile(sched_site, now)
+    sync.reconcile(sched_site, now)
     row = occ.get(sched_site.store, "hlm-1d/hlm-2021")
     assert row.due_at == datetime(2021, 6, 7, 14, 0, tzinfo=UTC)  # the trigger: a day before 10:00 New York
     assert occ.fire_at(row) == datetime(2021, 6, 7, 2, 0, tzinfo=UTC)  # 09:00 in Bangkok comes first
     claimed, _ = occ.claim(sched_site.store, row.id, occ.fire_at(row))
     assert claimed is not None
-    enqueue_occurrence(sched_site, row.id, occ.fire_at(row))
+    enqueue_occurrence(sched_site, row.id, occ.fire_at(row), load_schedules(sched_site))
     with sched_site.store.read() as conn:
         query = select(sends.c.email, sends.c.not_before).where(sends.c.occurrence_id == row.id)
         times = {email: at for email, at in conn.execute(query)}
@@ -208,7 +214,7 @@ def test_local_time_occurrence_fires_early_and_each_subscriber_gets_their_hour(s
 
 def test_claim_applies_late_by_and_event_start(sched_site: Site) -> None:
     write_schedules(sched_site, BASE.replace("per_session: true}", "per_session: true}\n    late_by: 2h"))
-    occ.reconcile(sched_site, NOW)
+    sync.reconcile(sched_site, NOW)
     en, ru = rows(sched_site)["remind/webinar/en"], rows(sched_site)["remind/webinar/ru"]
     # The job came up three hours late (say APScheduler ran it after a suspend): beyond late_by 2h.
     assert occ.claim(sched_site.store, ru.id, ru.due_at + timedelta(hours=3))[0] is None
@@ -232,7 +238,7 @@ def test_recurring_occurrences_across_dst_in_the_store(sched_site: Site) -> None
         datetime(2021, 10, 31, 1, 30, tzinfo=UTC),  # 01:30 UTC: the second 01:30 in London
         datetime(2021, 11, 2, tzinfo=UTC),
     ):
-        occ.reconcile(sched_site, now, days=days)
+        sync.reconcile(sched_site, now, days=days)
     digests = {k: r for k, r in rows(sched_site).items() if k.startswith("weekly-digest/")}
     # A week back from the first look (recorded as missed), then every Monday to the horizon.
     spring = ["2021-03-15", "2021-03-22", "2021-03-29", "2021-04-05", "2021-04-12"]
@@ -254,7 +260,7 @@ def test_concurrent_reconciles_store_each_key_once(sched_site: Site) -> None:
 
     def go() -> None:
         try:
-            occ.reconcile(sched_site, NOW)
+            sync.reconcile(sched_site, NOW)
         except BaseException as exc:  # collected for the assertion below
             errors.append(exc)
 

@@ -8,8 +8,9 @@ from datetime import UTC, date, datetime, time, timedelta
 from typer.testing import CliRunner
 
 from newsletter.cli import app
-from newsletter.schedule.config import load_schedules
-from newsletter.schedule.plan import plan, plan_for_site
+from newsletter.schedule.load import load_schedules
+from newsletter.schedule.plan import plan
+from newsletter.schedule.sync import plan_for_site
 from newsletter.schedule.times import recipient_time
 from newsletter.site import Site
 from tests.support.schedule import add_subscribers, write_schedules

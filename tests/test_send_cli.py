@@ -9,6 +9,7 @@ from typing import Any
 from typer.testing import CliRunner
 
 from newsletter.cli import app
+from newsletter.schedule.load import load_schedules
 from newsletter.send import ledger
 from newsletter.send.engine import enqueue_occurrence
 from tests.support.send import FaultySendGrid, add_subscribers
@@ -93,8 +94,8 @@ def test_worker_once_drains_and_in_doubt_lists_and_decides(send_site: Any, site_
     from newsletter.schedule.occurrences import create_adhoc
 
     add_subscribers(send_site.store, 4, languages=("en",), now=NOW)
-    occ = create_adhoc(send_site, "weekly-digest", now=NOW)
-    enqueue_occurrence(send_site, occ, NOW)
+    occ = create_adhoc(send_site.store, load_schedules(send_site), "weekly-digest", now=NOW)
+    enqueue_occurrence(send_site, occ, NOW, load_schedules(send_site))
     claim = ledger.claim_batch(send_site.store, transport="sendgrid", worker="w", limit=2, now=NOW, lease=60)
     assert claim is not None
     ledger.mark_in_flight(send_site.store, claim.batch_id, NOW, 60)

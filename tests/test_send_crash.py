@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from newsletter.schedule.load import load_schedules
 from newsletter.schedule.occurrences import create_adhoc
 from newsletter.send import ledger
 from newsletter.send.engine import enqueue_occurrence
@@ -105,8 +106,8 @@ def finish(site: Any, env: dict[str, str]) -> None:
 
 def queued(site: Any, n: int) -> tuple[int, dict[int, str]]:
     add_subscribers(site.store, n, languages=("en", "fr"), now=NOW)
-    occ = create_adhoc(site, "weekly-digest", now=NOW)
-    enqueue_occurrence(site, occ, NOW)
+    occ = create_adhoc(site.store, load_schedules(site), "weekly-digest", now=NOW)
+    enqueue_occurrence(site, occ, NOW, load_schedules(site))
     with site.store.read() as conn:
         return occ, {r.id: r.email for r in conn.execute(select(sends.c.id, sends.c.email))}
 

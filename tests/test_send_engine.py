@@ -12,10 +12,11 @@ from typing import Any
 
 from sqlalchemy import select
 
+from newsletter.schedule.load import load_schedules
 from newsletter.schedule.occurrences import create_adhoc
 from newsletter.send import get_transport, ledger, transport_name
 from newsletter.send.engine import send_occurrence, send_single
-from newsletter.send.ratelimit import RateLimiter
+from newsletter.send.pacing import RateLimiter
 from newsletter.store.tables import occurrences, sends
 from tests.support.send import Mailbox, Prism, add_subscribers, parse_send_id
 
@@ -25,7 +26,7 @@ LANGUAGES = ("en", "fr", "es", "ru", "pt")
 
 def _digest(site: Any, n: int = 15) -> int:
     add_subscribers(site.store, n, languages=LANGUAGES, now=NOW)
-    return create_adhoc(site, "weekly-digest", now=NOW)
+    return create_adhoc(site.store, load_schedules(site), "weekly-digest", now=NOW)
 
 
 def _finished(site: Any, occ: int) -> None:
@@ -44,7 +45,9 @@ def test_auto_transport_is_the_outbox_when_nothing_is_configured(send_site: Any)
 def test_digest_goes_out_in_five_languages_to_the_outbox(site: Any) -> None:
     occ = _digest(site)
     progress: list[tuple[int, int]] = []
-    tally = send_occurrence(site, occ, NOW, progress=lambda done, total: progress.append((done, total)))
+    tally = send_occurrence(
+        site, occ, NOW, load_schedules(site), progress=lambda done, total: progress.append((done, total))
+    )
     assert tally.sent == 15 and not tally.errors
     _finished(site, occ)
     files = sorted(site.outbox_dir.iterdir())
@@ -68,7 +71,7 @@ def test_digest_goes_out_in_five_languages_over_smtp(site: Any, smtp_server: Mai
         smtp_starttls=False,
     )
     occ = _digest(site)
-    tally = send_occurrence(site, occ, NOW)
+    tally = send_occurrence(site, occ, NOW, load_schedules(site))
     assert tally.sent == 15, tally.errors
     _finished(site, occ)
     assert smtp_server.sessions == 1  # one connection for the whole send
@@ -85,7 +88,7 @@ def test_digest_goes_out_in_five_languages_over_smtp(site: Any, smtp_server: Mai
 def test_digest_goes_out_in_five_languages_through_sendgrid(site: Any, prism: Prism) -> None:
     site.settings = site.settings.replace(sendgrid_api_key="SG.test-key", sendgrid_host=prism.url)
     occ = _digest(site)
-    tally = send_occurrence(site, occ, NOW)
+    tally = send_occurrence(site, occ, NOW, load_schedules(site))
     assert tally.sent == 15 and tally.batches == 5, tally.errors  # one request per language
     _finished(site, occ)
     with site.store.read() as conn:
@@ -93,10 +96,10 @@ def test_digest_goes_out_in_five_languages_through_sendgrid(site: Any, prism: Pr
 
 
 def test_a_test_copy_leaves_the_ledger_alone(send_site: Any) -> None:
-    from newsletter.render import Recipient
-    from newsletter.send.preview import prepare_campaign
+    from newsletter.render.assemble import prepare_campaign
+    from newsletter.render.message import Recipient
 
-    prepared = prepare_campaign(send_site, "weekly-digest", "es", NOW)
+    prepared, _ = prepare_campaign(send_site, load_schedules(send_site), "weekly-digest", "es", NOW)
     message_id = send_single(send_site, prepared, Recipient(0, "editor@example.org", "", "es"))
     assert message_id.startswith("single-") and message_id.endswith(".eml")
     with send_site.store.read() as conn:

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from newsletter.audience.subscribers import forget, suppress
+from newsletter.schedule.load import load_schedules
 from newsletter.schedule.occurrences import create_adhoc
 from newsletter.send import ledger
 from newsletter.send.engine import deliver, enqueue_occurrence, send_occurrence
@@ -38,9 +39,9 @@ def test_enqueue_writes_one_row_per_person_once_in_their_language(send_site: Any
     add_subscribers(
         send_site.store, 10, lists_=("members", "key-populations"), languages=("en", "fr", "es"), now=NOW
     )
-    occ = create_adhoc(send_site, "two-lists", now=NOW)
-    assert enqueue_occurrence(send_site, occ, NOW) == 10
-    assert enqueue_occurrence(send_site, occ, NOW) == 10  # idempotent
+    occ = create_adhoc(send_site.store, load_schedules(send_site), "two-lists", now=NOW)
+    assert enqueue_occurrence(send_site, occ, NOW, load_schedules(send_site)) == 10
+    assert enqueue_occurrence(send_site, occ, NOW, load_schedules(send_site)) == 10  # idempotent
     found = rows(send_site, occ)
     assert len(found) == 10  # on two lists, one copy each
     assert len({r.email for r in found}) == 10
@@ -52,12 +53,12 @@ def test_enqueue_writes_one_row_per_person_once_in_their_language(send_site: Any
 
 def test_an_interrupted_enqueue_resumes_at_its_cursor(send_site: Any) -> None:
     ids = add_subscribers(send_site.store, 6, now=NOW)
-    occ = create_adhoc(send_site, "weekly-digest", now=NOW)
-    enqueue_occurrence(send_site, occ, NOW)
+    occ = create_adhoc(send_site.store, load_schedules(send_site), "weekly-digest", now=NOW)
+    enqueue_occurrence(send_site, occ, NOW, load_schedules(send_site))
     with send_site.store.write() as conn:  # as if it had stopped after the first three
         conn.execute(sends.delete().where(sends.c.subscriber_id > ids[2]))
         conn.execute(update(send_plans).values(status="enqueuing", last_subscriber_id=ids[2], total=3))
-    assert enqueue_occurrence(send_site, occ, NOW) == 6
+    assert enqueue_occurrence(send_site, occ, NOW, load_schedules(send_site)) == 6
     assert sorted(r.subscriber_id for r in rows(send_site, occ)) == ids
 
 
@@ -65,23 +66,23 @@ def test_suppressed_addresses_are_recorded_but_never_queued(send_site: Any) -> N
     add_subscribers(send_site.store, 4, now=NOW)
     with send_site.store.write() as conn:
         suppress(conn, "person1@example.org", "bounced")
-    occ = create_adhoc(send_site, "weekly-digest", now=NOW)
-    assert enqueue_occurrence(send_site, occ, NOW) == 3
+    occ = create_adhoc(send_site.store, load_schedules(send_site), "weekly-digest", now=NOW)
+    assert enqueue_occurrence(send_site, occ, NOW, load_schedules(send_site)) == 3
     by_email = {r.email: r for r in rows(send_site, occ)}
     assert by_email["person1@example.org"].status == "suppressed"
 
 
 def test_suppression_is_checked_again_when_a_batch_is_claimed(send_site: Any) -> None:
     ids = add_subscribers(send_site.store, 5, now=NOW)
-    occ = create_adhoc(send_site, "weekly-digest", now=NOW)
-    enqueue_occurrence(send_site, occ, NOW)
+    occ = create_adhoc(send_site.store, load_schedules(send_site), "weekly-digest", now=NOW)
+    enqueue_occurrence(send_site, occ, NOW, load_schedules(send_site))
     with send_site.store.write() as conn:
         conn.execute(
             update(subscriptions).where(subscriptions.c.subscriber_id == ids[0]).values(status="unsubscribed")
         )
         suppress(conn, "person1@example.org", "complained")
     forget(send_site.store, "person2@example.org")
-    tally = send_occurrence(send_site, occ, NOW)
+    tally = send_occurrence(send_site, occ, NOW, load_schedules(send_site))
     assert tally.sent == 2 and tally.suppressed == 3
     statuses = sorted(r.status for r in rows(send_site, occ))
     assert statuses == ["sent", "sent", "suppressed", "suppressed", "suppressed"]
@@ -95,8 +96,8 @@ def test_suppression_is_checked_again_when_a_batch_is_claimed(send_site: Any) ->
 def test_local_hour_sends_wait_for_their_hour(send_site: Any) -> None:
     add_subscribers(send_site.store, 1, now=NOW, prefix="tokyo", timezone="Asia/Tokyo")
     add_subscribers(send_site.store, 1, now=NOW, prefix="ny", timezone="America/New_York")
-    occ = create_adhoc(send_site, "morning-digest", now=NOW)
-    enqueue_occurrence(send_site, occ, NOW)
+    occ = create_adhoc(send_site.store, load_schedules(send_site), "morning-digest", now=NOW)
+    enqueue_occurrence(send_site, occ, NOW, load_schedules(send_site))
     when = {r.email: r.not_before for r in rows(send_site, occ)}
     assert when["tokyo0@example.org"] == datetime(2021, 6, 7, 0, 0, tzinfo=UTC)  # 09:00 JST, already past
     assert when["ny0@example.org"] == datetime(2021, 6, 7, 13, 0, tzinfo=UTC)  # 09:00 EDT
@@ -114,8 +115,8 @@ def test_local_hour_sends_wait_for_their_hour(send_site: Any) -> None:
 
 def _claimed(site: Any, transport: str, n: int = 4, worker: str = DEAD) -> tuple[int, ledger.Claim]:
     add_subscribers(site.store, n, languages=("en",), now=NOW)
-    occ = create_adhoc(site, "weekly-digest", now=NOW)
-    enqueue_occurrence(site, occ, NOW)
+    occ = create_adhoc(site.store, load_schedules(site), "weekly-digest", now=NOW)
+    enqueue_occurrence(site, occ, NOW, load_schedules(site))
     claim = ledger.claim_batch(site.store, transport=transport, worker=worker, limit=100, now=NOW, lease=300)
     assert claim is not None and len(claim.rows) == n
     return occ, claim
@@ -207,7 +208,7 @@ def test_refused_credentials_pause_the_occurrence(send_site: Any, faulty_sendgri
     occ, claim = _claimed(send_site, "sendgrid", worker="w")
     faulty_sendgrid.script = [("status", 401, {}, {"errors": [{"message": "bad key"}]})]
     transport = SendGridTransport("SG.k", faulty_sendgrid.url, timeout=5)
-    prepared = PreparedCache(send_site).get(occ, "en", NOW)
+    prepared = PreparedCache(send_site, lambda: load_schedules(send_site)).get(occ, "en", NOW)
     with pytest.raises(TransportAuthError):
         deliver(send_site.store, transport, claim, prepared, lease=60)
     assert {r.status for r in rows(send_site, occ)} == {"pending"}
@@ -224,7 +225,13 @@ def test_a_400_fails_the_batch_with_sendgrids_text(send_site: Any, faulty_sendgr
         ("status", 400, {}, {"errors": [{"message": "Invalid type", "field": "subject"}]})
     ]
     transport = SendGridTransport("SG.k", faulty_sendgrid.url, timeout=5)
-    tally = deliver(send_site.store, transport, claim, PreparedCache(send_site).get(occ, "en", NOW), lease=60)
+    tally = deliver(
+        send_site.store,
+        transport,
+        claim,
+        PreparedCache(send_site, lambda: load_schedules(send_site)).get(occ, "en", NOW),
+        lease=60,
+    )
     assert tally.failed == 4
     found = rows(send_site, occ)
     assert {r.status for r in found} == {"failed"}
@@ -234,8 +241,8 @@ def test_a_400_fails_the_batch_with_sendgrids_text(send_site: Any, faulty_sendgr
 
 def test_claims_never_overlap(send_site: Any) -> None:
     add_subscribers(send_site.store, 25, languages=("en",), now=NOW)
-    occ = create_adhoc(send_site, "weekly-digest", now=NOW)
-    enqueue_occurrence(send_site, occ, NOW)
+    occ = create_adhoc(send_site.store, load_schedules(send_site), "weekly-digest", now=NOW)
+    enqueue_occurrence(send_site, occ, NOW, load_schedules(send_site))
     seen: list[int] = []
     while claim := ledger.claim_batch(
         send_site.store, transport="outbox", worker="w", limit=10, now=NOW, lease=60
@@ -250,7 +257,7 @@ def test_outbox_transport_is_idempotent_across_a_retried_batch(send_site: Any) -
     from newsletter.send.engine import PreparedCache, recipients_of
 
     occ, claim = _claimed(send_site, "outbox", worker="w")
-    prepared = PreparedCache(send_site).get(occ, "en", NOW)
+    prepared = PreparedCache(send_site, lambda: load_schedules(send_site)).get(occ, "en", NOW)
     outbox = OutboxTransport(send_site.outbox_dir)
     outbox.send_batch(prepared, recipients_of(claim)[:2])  # a first attempt cut short by a crash
     deliver(send_site.store, outbox, claim, prepared, lease=60)
@@ -264,7 +271,13 @@ def test_a_worker_whose_batch_was_taken_over_sends_nothing(send_site: Any) -> No
     occ, claim = _claimed(send_site, "outbox", worker="slow-host:1")
     ledger.recover_abandoned(send_site.store, NOW + timedelta(seconds=301))  # its lease ran out
     outbox = OutboxTransport(send_site.outbox_dir)
-    tally = deliver(send_site.store, outbox, claim, PreparedCache(send_site).get(occ, "en", NOW), lease=60)
+    tally = deliver(
+        send_site.store,
+        outbox,
+        claim,
+        PreparedCache(send_site, lambda: load_schedules(send_site)).get(occ, "en", NOW),
+        lease=60,
+    )
     assert tally.sent == 0 and "taken over" in tally.errors[0]
     assert not send_site.outbox_dir.exists() or not any(send_site.outbox_dir.iterdir())
     assert {r.status for r in rows(send_site, occ)} == {"pending"}

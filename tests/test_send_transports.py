@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from newsletter.errors import TransportAuthError
-from newsletter.render import Prepared, Recipient
+from newsletter.render.message import Prepared, Recipient
 from newsletter.send.transports.base import BatchRejected, InDoubtError, TransientError
 from newsletter.send.transports.outbox import OutboxTransport, eml_name
 from newsletter.send.transports.sendgrid import SendGridTransport, build_request, retry_delay

@@ -15,7 +15,7 @@ from newsletter.store import now_utc
 from newsletter.store.tables import events, subscriptions
 from newsletter.track import webhook
 from newsletter.track.events import COLUMNS, db_time, insert_events
-from newsletter.track.ledger import ledger_rows
+from newsletter.track.sends import ledger_rows
 from tests.support.track import seed_message
 
 

@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import Select, exists, func, select
 
 from newsletter.audience.regions import countries_of
-from newsletter.schedule.model import Audience
+from newsletter.campaigns import Audience
 from newsletter.store import Store
 from newsletter.store.tables import lists, subscribers, subscriptions
 

@@ -32,10 +32,11 @@ def preview(
     """Render CAMPAIGN per language into OUT as .html, .txt and .eml (real data when there is some)."""
     from newsletter.render.prepare import check_language
     from newsletter.render.preview import preview as write_previews
+    from newsletter.schedule.load import load_schedules
 
     loaded = load_site(site)
     languages = None if all_langs or not lang else [check_language(loaded, x) for x in lang]
-    files = write_previews(loaded, campaign, languages, out, datetime.now(UTC))
+    files = write_previews(loaded, load_schedules(loaded), campaign, languages, out, datetime.now(UTC))
     if as_json:
         print_json(
             [{"language": f.language, "data": f.data, "files": [str(p) for p in f.paths]} for f in files]

@@ -8,10 +8,11 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from newsletter import accounts
 from newsletter.cli.common import JsonOpt, SiteOpt, console, load_site, print_json
 from newsletter.errors import InputError
 from newsletter.report import compare as comparison
-from newsletter.report import figures, rollup, users
+from newsletter.report import figures, rollup
 
 users_app = typer.Typer(
     help="Dashboard users (staff schedule and send, organisers read reports).", no_args_is_help=True
@@ -122,14 +123,14 @@ def users_add(
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    user = users.add_user(load_site(site).store, email, role, password)
+    user = accounts.add_user(load_site(site).store, email, role, password)
     console.print(f"user {user.email} ({user.role}) saved")
 
 
 @users_app.command("list")
 def users_list(site: SiteOpt = ".", as_json: JsonOpt = False) -> None:  # type: ignore[assignment]
     """Dashboard users and their roles."""
-    found = users.list_users(load_site(site).store)
+    found = accounts.list_users(load_site(site).store)
     if as_json:
         print_json([{"email": u.email, "role": u.role} for u in found])
         return

@@ -48,7 +48,7 @@ def plan(
     as_json: JsonOpt = False,
 ) -> None:
     """Every upcoming send: when (UTC and local), campaign, event/session, languages, audience, why."""
-    from newsletter.schedule.plan import plan_for_site
+    from newsletter.schedule.sync import plan_for_site
 
     at = _parse_now(now)
     sends = plan_for_site(load_site(site), at, days=days)
@@ -80,7 +80,7 @@ def run(
     ] = None,
 ) -> None:
     """The main job: scheduler, send worker, web app and feed pulls, until Ctrl-C or SIGTERM."""
-    from newsletter.schedule.service import run as run_service
+    from newsletter.service import run as run_service
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     # APScheduler logs every run of the file watch at INFO; its warnings and errors still show.
@@ -107,13 +107,14 @@ def run(
 
 def _act(action: str, site: Any, occurrence: str) -> None:
     from newsletter.schedule import occurrences
+    from newsletter.schedule.sync import reconcile
 
     loaded = load_site(site, sync=False)
     try:
         occurrences.get(loaded.store, occurrence)
     except InputError:
         # A key `plan` shows but no scheduler has stored yet: store the plan (as `run` would), retry.
-        occurrences.reconcile(loaded, datetime.now(UTC))
+        reconcile(loaded, datetime.now(UTC))
     row = getattr(occurrences, action)(loaded.store, occurrence)
     console.print(f"{row.key} (id {row.id}): {row.status}", highlight=False)
 

@@ -39,12 +39,14 @@ def send(
     as_json: JsonOpt = False,
 ) -> None:
     """Send a campaign now, a test copy of it, or (--dry-run) show what would go."""
-    from newsletter.send.preview import dry_run as plan_languages
+    from newsletter.render.assemble import language_plans
+    from newsletter.schedule.load import load_schedules
 
     loaded = load_site(site)
+    schedules = load_schedules(loaded)
     now = now_utc()
     if dry_run:
-        plans = plan_languages(loaded, campaign, now, event)
+        plans = language_plans(loaded, schedules, campaign, now, event)
         if as_json:
             print_json([p.__dict__ for p in plans])
             return
@@ -55,23 +57,22 @@ def send(
         console.print(f"dry run: {sum(p.recipients for p in plans)} recipient(s); nothing sent")
         return
     if test:
-        _send_test(loaded, campaign, test, lang, event, now, as_json)
+        _send_test(loaded, schedules, campaign, test, lang, event, now, as_json)
         return
-    if not force and (reason := _nothing_new(loaded, campaign, now)):
+    if not force and (reason := _nothing_new(loaded, schedules, campaign, now)):
         if as_json:
             print_json({"campaign": campaign, "sent": 0, "skipped": reason})
         else:
             console.print(f"{campaign}: not sent, {reason} (--force sends it anyway)")
         return
-    _send_now(loaded, campaign, event, now, as_json)
+    _send_now(loaded, schedules, campaign, event, now, as_json)
 
 
-def _nothing_new(site: Any, campaign_id: str, now: Any) -> str | None:
+def _nothing_new(site: Any, schedules: Any, campaign_id: str, now: Any) -> str | None:
     """Why a digest marked only_if_new_items would be empty now, as the scheduler decides; else None."""
-    from newsletter.schedule.config import load_schedules
-    from newsletter.schedule.sources import new_items_for
+    from newsletter.schedule.inputs import new_items_for
 
-    campaign = load_schedules(site).campaigns.get(campaign_id)
+    campaign = schedules.campaigns.get(campaign_id)
     if campaign is None or not campaign.trigger.only_if_new_items:
         return None
     count, since = new_items_for(site.store, campaign, now)
@@ -79,17 +80,24 @@ def _nothing_new(site: Any, campaign_id: str, now: Any) -> str | None:
 
 
 def _send_test(
-    site: Any, campaign: str, email: str, lang: str | None, event: str | None, now: Any, as_json: bool
+    site: Any,
+    schedules: Any,
+    campaign: str,
+    email: str,
+    lang: str | None,
+    event: str | None,
+    now: Any,
+    as_json: bool,
 ) -> None:
     from newsletter.audience.subscribers import normalize_email
-    from newsletter.render import Recipient
+    from newsletter.render.assemble import prepare_campaign
+    from newsletter.render.message import Recipient
     from newsletter.send import transport_name
     from newsletter.send.engine import send_single
-    from newsletter.send.preview import prepare_campaign
 
     language = site.check_language(lang or site.default_language, "--lang")
     address = normalize_email(email)
-    prepared = prepare_campaign(site, campaign, language, now, event)
+    prepared, _ = prepare_campaign(site, schedules, campaign, language, now, event_id=event)
     prepared = replace(prepared, subject=f"[TEST] {prepared.subject}")
     message_id = send_single(site, prepared, Recipient(0, address, "", language))
     result = {
@@ -104,11 +112,11 @@ def _send_test(
         console.print(f"test copy ({language}) sent to {address} through {result['transport']}: {message_id}")
 
 
-def _send_now(site: Any, campaign: str, event: str | None, now: Any, as_json: bool) -> None:
+def _send_now(site: Any, schedules: Any, campaign: str, event: str | None, now: Any, as_json: bool) -> None:
     from newsletter.schedule.occurrences import create_adhoc
     from newsletter.send.engine import send_occurrence
 
-    occurrence_id = create_adhoc(site, campaign, event_id=event, now=now)
+    occurrence_id = create_adhoc(site.store, schedules, campaign, event_id=event, now=now)
     columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True, disable=as_json) as bar:
         task = bar.add_task("send", total=None)
@@ -117,7 +125,7 @@ def _send_now(site: Any, campaign: str, event: str | None, now: Any, as_json: bo
             if total >= PROGRESS_FROM:
                 bar.update(task, completed=done, total=total)
 
-        tally = send_occurrence(site, occurrence_id, now, progress=progress)
+        tally = send_occurrence(site, occurrence_id, now, schedules, progress=progress)
     from newsletter.send.ledger import counts
 
     summary = {"occurrence": occurrence_id, "campaign": campaign, **counts(site.store, occurrence_id)}

@@ -1,11 +1,10 @@
 """The render stage: MJML + Jinja2 templates, Babel catalogs, personalised MIME messages.
 
-prepared = prepare_occurrence(site, occurrence_id, "fr", now)   # once per (campaign, language)
-for recipient in recipients:                                     # then per recipient, fast
-    transport.send(prepared.mime(recipient))
+    prepared = assemble.prepare_occurrence(site, schedules, occurrence_id, "fr", now)  # once per language
+    for recipient in recipients:                                                     # then per recipient
+        transport.send(prepared.mime(recipient))
+
+Modules: `environment` (Jinja), `catalogs` (Babel), `mjml`, `links`, `content` (what a message says),
+`prepare` (one template in one language), `assemble` (a campaign's message), `message` (MIME),
+`preview` (files), `check`.
 """
-
-from newsletter.render.message import Prepared, Recipient
-from newsletter.render.prepare import prepare, prepare_occurrence, resolve_language, sample_context
-
-__all__ = ["Prepared", "Recipient", "prepare", "prepare_occurrence", "resolve_language", "sample_context"]

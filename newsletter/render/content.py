@@ -15,12 +15,13 @@ import nh3
 from markupsafe import Markup
 from sqlalchemy import func, select
 
+from newsletter.campaigns import Campaign, Event, Session
 from newsletter.render import formatting
-from newsletter.schedule.model import Campaign, Event, Session
 from newsletter.store.tables import occurrences
 
 SUMMARY_TAGS = {"p", "br", "a", "strong", "em", "b", "i", "ul", "ol", "li", "blockquote"}
 SUMMARY_LIMIT = 600  # characters of text; longer summaries are cut at a word
+FIRST_DIGEST_WINDOW = timedelta(days=7)  # with no digest sent yet, "new" means new in the last week
 
 
 def _defuse(text: str) -> str:
@@ -85,16 +86,18 @@ def digest_items(
 
 
 def digest_since(conn: Any, campaign_id: str, due_at: datetime) -> datetime:
-    """Items are new since the campaign's previous sent occurrence, or since a week before."""
+    """Where a digest due at `due_at` starts: the due time of the campaign's previous occurrence that
+    went out (or is going out), or FIRST_DIGEST_WINDOW before. The one rule for what is "new", used
+    by the message, by `only_if_new_items` when it fires, and by the plan's new-item counts."""
     previous = conn.execute(
         select(func.max(occurrences.c.due_at)).where(
             occurrences.c.campaign == campaign_id,
-            occurrences.c.status == "sent",
+            occurrences.c.status.in_(("sending", "sent")),
             occurrences.c.due_at < due_at,
         )
     ).scalar()
     if previous is None:
-        return due_at - timedelta(days=7)
+        return due_at - FIRST_DIGEST_WINDOW
     return previous if previous.tzinfo else previous.replace(tzinfo=due_at.tzinfo)
 
 

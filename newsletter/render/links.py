@@ -83,6 +83,16 @@ def rewrite_links(html_text: str, helper: LinkHelper, targets: Mapping[str, str]
     return HREF.sub(replace, html_text)
 
 
+def retarget_links(html_text: str, targets: Mapping[str, str]) -> str:
+    """Replace each href found in `targets` (final URL -> tracked URL); others are left as they are."""
+
+    def replace(match: re.Match[str]) -> str:
+        target = targets.get(html.unescape(match.group(1)))
+        return match.group(0) if target is None else 'href="' + html.escape(target, quote=True) + '"'
+
+    return HREF.sub(replace, html_text)
+
+
 def _external(url: str, base_url: str) -> bool:
     return url.startswith(("http://", "https://")) and not url.startswith(base_url + "/")
 

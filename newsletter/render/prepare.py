@@ -1,30 +1,30 @@
-"""Render one (campaign, language): Jinja -> MJML -> HTML once, links registered, text made, MIME prepared."""
+"""Render one (campaign, language): Jinja -> MJML -> HTML once, links found, text made, MIME prepared.
+
+`prepare()` writes nothing: it returns the links it found (`Prepared.links`, ids None). The caller that
+tracks registers them in the store and calls `track()` to get the message with signed click URLs and
+the open pixel (see `assemble.py`).
+"""
 
 from __future__ import annotations
 
 import html as htmllib
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from markupsafe import Markup
-from sqlalchemy import select
 
 from newsletter import urls
 from newsletter.errors import RenderError
 from newsletter.render import catalogs, content, formatting, samples
 from newsletter.render.environment import language_environment, load_template, render_block, render_error
-from newsletter.render.links import LinkHelper, collect_links, register_links, rewrite_links
+from newsletter.render.links import LinkHelper, collect_links, retarget_links, rewrite_links
 from newsletter.render.message import NAME, Prepared, time_placeholder
 from newsletter.render.mjml import compile_mjml, lint_files, referenced_files
 from newsletter.render.text import html_to_text
 from newsletter.site import Site, pick_language
-from newsletter.store.tables import lists, occurrences
 from newsletter.tokens import Signer
-
-if TYPE_CHECKING:
-    from newsletter.schedule.model import Campaign, Schedules
-    from newsletter.store import Store
 
 DEFAULTS: dict[str, Any] = {"deadline": None, "sign_on_url": "", "confirm_url": ""}
 
@@ -62,7 +62,6 @@ def prepare(
     campaign_id: str,
     now: datetime,
     occurrence_id: int | None = None,
-    store: Store | None = None,
     subject: str | None = None,
     preheader: str | None = None,
     sender: tuple[str, str] | None = None,
@@ -76,8 +75,7 @@ def prepare(
 ) -> Prepared:
     """Render `template` in `language` once, ready for `Prepared.mime(recipient)`.
 
-    Links are rewritten to signed click URLs only with `track`, an `occurrence_id` and a `store`
-    (which gets one `links` row per URL); UTM parameters are added when `utm`. With
+    UTM parameters are added when `utm`; links stay untracked (see `track`). With
     `missing_translation="block"`, a string the language's catalog lacks raises a RenderError.
     """
     check_language(site, language)
@@ -152,24 +150,7 @@ def prepare(
     html = compile_mjml(source, template, files)
 
     found = collect_links(html, helper)
-    targets: dict[str, str] = {}
-    link_rows: list[tuple[int | None, str, str]] = [(None, url, label) for url, label in found]
-    if track and occurrence_id is not None and store is not None:
-        ids = register_links(
-            store,
-            occurrence_id=occurrence_id,
-            campaign_id=campaign_id,
-            language=language,
-            found=found,
-            now=now,
-        )
-        targets = {url: urls.click_url(base_url, signer, ids[url]) for url, _ in found}
-        link_rows = [(ids[url], url, label) for url, label in found]
-    html = rewrite_links(html, helper, targets)
-    text = html_to_text(html)
-    if track and occurrence_id is not None:
-        pixel = f'<img src="{urls.open_url(base_url)}" width="1" height="1" alt="" style="border:0">'
-        html = html.replace("</body>", pixel + "</body>", 1)
+    html = rewrite_links(html, helper, {})
     return Prepared(
         language=language,
         subject=subject_text,
@@ -177,8 +158,8 @@ def prepare(
         from_name=sender_name,
         from_email=sender_email,
         html=html,
-        text=text,
-        links=link_rows,
+        text=html_to_text(html),
+        links=[(None, url, label) for url, label in found],
         campaign_id=campaign_id,
         occurrence_id=occurrence_id,
         base_url=base_url,
@@ -189,6 +170,22 @@ def prepare(
         default_timezone=_default_timezone(values),
         list_id=_list_id(list_slug),
         missing=missing,
+    )
+
+
+def track(prepared: Prepared, ids: dict[str, int]) -> Prepared:
+    """The message with each found link (`ids`: URL -> its `links` row) as a signed click URL, and the
+    open pixel; the text version is made again from the tracked HTML."""
+    base_url = prepared.base_url
+    targets = {url: urls.click_url(base_url, prepared.signer, ids[url]) for _, url, _ in prepared.links}
+    html = retarget_links(prepared.html, targets)
+    pixel = f'<img src="{urls.open_url(base_url)}" width="1" height="1" alt="" style="border:0">'
+    html = html.replace("</body>", pixel + "</body>", 1)
+    return replace(
+        prepared,
+        html=html,
+        text=html_to_text(html),
+        links=[(ids[url], url, label) for _, url, label in prepared.links],
     )
 
 
@@ -219,76 +216,4 @@ def sample_context(site: Site, language: str, now: datetime) -> dict[str, Any]:
         "confirm_url": urls.confirm_url(
             site.settings["base_url"], Signer(site.settings["secret_key"]), 0, 0, now.timestamp()
         ),
-    }
-
-
-def prepare_occurrence(
-    site: Site,
-    occurrence_id: int,
-    language: str,
-    now: datetime,
-    *,
-    schedules: Schedules | None = None,
-) -> Prepared:
-    """Prepare the message of a stored occurrence in `language`, from its campaign and event."""
-    store = site.store
-    if schedules is None:
-        from newsletter.schedule.config import load_schedules
-
-        schedules = load_schedules(site)
-    with store.read() as conn:
-        row = conn.execute(select(occurrences).where(occurrences.c.id == occurrence_id)).first()
-        if row is None:
-            raise RenderError(f"occurrence {occurrence_id}: no such occurrence (see `newsletter plan`)")
-        campaign = schedules.campaigns.get(row.campaign)
-        if campaign is None:
-            raise RenderError(
-                f"occurrence {occurrence_id}: campaign {row.campaign!r} is not in {schedules.source}"
-            )
-        event = schedules.events.get(row.event_id) if row.event_id else None
-        if row.event_id and event is None:
-            raise RenderError(
-                f"occurrence {occurrence_id}: event {row.event_id!r} is not in {schedules.source}"
-            )
-        from_list = list_fields(conn, campaign, language)
-        due_at = row.due_at
-        context = content.occurrence_context(
-            conn,
-            campaign=campaign,
-            event=event,
-            session_id=row.session,
-            chain=site.fallback_chain(language),
-            due_at=due_at,
-        )
-    return prepare(
-        site,
-        template=campaign.template,
-        language=language,
-        context=context,
-        campaign_id=campaign.id,
-        now=now,
-        occurrence_id=occurrence_id,
-        store=store,
-        subject=campaign.subject.get(language),
-        preheader=campaign.preheader.get(language),
-        track=campaign.track,
-        utm=campaign.utm,
-        missing_translation=campaign.missing_translation,
-        **from_list,
-    )
-
-
-def list_fields(conn: Any, campaign: Campaign, language: str) -> dict[str, Any]:
-    """Sender, postal address, list name and slug for `prepare`, from the campaign's first list."""
-    mlist = None
-    if campaign.audience.lists:
-        mlist = conn.execute(select(lists).where(lists.c.slug == campaign.audience.lists[0])).first()
-    if mlist is None:
-        return {"sender": None, "postal_address": "", "list_name": "", "list_slug": ""}
-    names = mlist.name or {}
-    return {
-        "sender": (mlist.sender_name, mlist.sender_email),
-        "postal_address": mlist.postal_address,
-        "list_name": names.get(language) or names.get(mlist.default_language) or mlist.slug,
-        "list_slug": mlist.slug,
     }

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from newsletter.schedule.model import Event, Session
+from newsletter.campaigns import Event, Session
 
 HUB = "https://hlm2021-hub.example.org"
 

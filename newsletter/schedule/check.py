@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from newsletter.campaigns import Schedules, format_duration
 from newsletter.check import CheckReport
 from newsletter.schedule.config import ScheduleError, load_schedules
-from newsletter.schedule.model import Schedules
-from newsletter.schedule.times import format_duration
 from newsletter.site import Site
 from newsletter.store import now_utc
 

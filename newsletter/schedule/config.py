@@ -13,8 +13,8 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from newsletter.audience.regions import REGIONS
-from newsletter.errors import ConfigError, SourceError
-from newsletter.schedule.model import Audience, Campaign, Event, Schedules, Session, Trigger
+from newsletter.campaigns import Audience, Campaign, Event, Schedules, Session, Trigger
+from newsletter.errors import ConfigError, ScheduleError, SourceError
 from newsletter.schedule.times import parse_duration, parse_every, parse_hhmm, parse_local, zone
 from newsletter.site import Site
 from newsletter.yamlfile import Located, load_yaml
@@ -32,15 +32,6 @@ CAMPAIGN_KEYS |= {"categories"}
 AUDIENCE_KEYS = {"lists", "languages", "countries", "regions", "attributes"}
 TRIGGER_KEYS = {"before", "after", "event", "per_session", "every", "at", "timezone"}
 TRIGGER_KEYS |= {"only_if_new_items", "max_items"}
-
-
-class ScheduleError(ConfigError):
-    """schedules.yaml is invalid; `errors` lists every problem with its file:line:column."""
-
-    def __init__(self, errors: list[SourceError]):
-        self.errors = errors
-        lines = "\n".join(f"  {e}" for e in errors)
-        super().__init__(f"schedules.yaml has {len(errors)} error(s):\n{lines}")
 
 
 class _Parser:
@@ -436,3 +427,22 @@ def load_schedules(site: Site) -> Schedules:
         raise
     except SourceError as exc:  # YAML syntax: one error, already located
         raise ScheduleError([exc]) from None
+
+
+class FileSource:
+    """The campaigns and events of the site's `schedules.yaml` (a CampaignSource)."""
+
+    name = "schedules.yaml"
+
+    def __init__(self, site: Site):
+        self.site = site
+
+    def load(self) -> Schedules:
+        return load_schedules(self.site)
+
+    def stamp(self) -> object:
+        try:
+            st = self.site.schedules_file.stat()
+        except FileNotFoundError:
+            return None
+        return (st.st_mtime_ns, st.st_size)

@@ -18,12 +18,11 @@ from sqlalchemy import Row, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from newsletter.campaigns import Schedules, format_duration
 from newsletter.errors import InputError
-from newsletter.schedule.model import Schedules
 from newsletter.schedule.plan import PlannedSend, occurrence_key
-from newsletter.schedule.times import format_duration
 from newsletter.store import Store
-from newsletter.store.tables import occurrences
+from newsletter.store.tables import occurrences, send_plans
 
 ACTIVE = ("scheduled", "paused")
 HORIZON_DAYS = 35  # how far ahead reconcile stores occurrences (recurring ones roll forward daily)
@@ -207,31 +206,6 @@ def _transition(conn: Any, ident: int, from_: tuple[str, ...], to: str, reason: 
     return bool(result.rowcount)
 
 
-def reconcile(
-    site: Any, now: datetime, schedules: Schedules | None = None, days: int = HORIZON_DAYS
-) -> Changes:
-    """Bring the stored occurrences in line with the site's plan at `now`; returns what changed."""
-    from newsletter.schedule.config import load_schedules
-    from newsletter.schedule.plan import plan
-    from newsletter.schedule.sources import audience_inputs
-
-    schedules = schedules or load_schedules(site)
-    _sizes, zones = audience_inputs(site.store, schedules)
-    planned = plan(
-        schedules, audience_sizes={}, audience_timezones=zones, now=now, days=days, start=now - LOOKBACK
-    )
-    until = now + timedelta(days=days)
-    with site.store.read() as conn:
-        rows = conn.execute(
-            select(occurrences).where(
-                or_(occurrences.c.due_at >= now - LOOKBACK, occurrences.c.status.in_(ACTIVE))
-            )
-        ).all()
-    changes = diff(planned, rows, schedules, now, until, since=now - LOOKBACK)
-    apply(site.store, changes, now)
-    return changes
-
-
 # ---------------------------------------------------------------- single occurrences
 
 
@@ -317,8 +291,6 @@ def interrupted(store: Store) -> list[int]:
 
     Ad hoc sends are left out: `newsletter send` enqueues those itself, perhaps at this very moment.
     """
-    from newsletter.store.tables import send_plans
-
     query = (
         select(occurrences.c.id)
         .select_from(occurrences.outerjoin(send_plans, send_plans.c.occurrence_id == occurrences.c.id))
@@ -341,12 +313,15 @@ def mark(
 
 
 def create_adhoc(
-    site: Any, campaign_id: str, *, event_id: str | None = None, session: str | None = None, now: datetime
+    store: Store,
+    schedules: Schedules,
+    campaign_id: str,
+    *,
+    event_id: str | None = None,
+    session: str | None = None,
+    now: datetime,
 ) -> int:
     """Record a send made by hand now (`newsletter send`), already 'sending'; returns its id."""
-    from newsletter.schedule.config import load_schedules
-
-    schedules = load_schedules(site)
     campaign = schedules.campaigns.get(campaign_id)
     if campaign is None:
         known = ", ".join(schedules.campaigns) or "none"
@@ -386,7 +361,7 @@ def create_adhoc(
         "created_at": now,
         "updated_at": now,
     }
-    with site.store.write() as conn:
+    with store.write() as conn:
         return int(
             conn.execute(insert(occurrences).values(**values).returning(occurrences.c.id)).scalar_one()
         )

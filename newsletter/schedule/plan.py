@@ -1,7 +1,7 @@
 """The plan: every upcoming send, as a pure function of the schedules, the audience and the clock.
 
 `plan()` does no I/O: audience sizes (per subscriber language), their timezones and new-item counts
-come in as mappings, `now` as an argument. `plan_for_site()` gathers those from the store, calls
+come in as mappings, `now` as an argument. `sync.plan_for_site()` gathers those from the store, calls
 `plan()`, and lays the occurrences' stored states (paused, missed, sent...) over it.
 """
 
@@ -12,7 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from newsletter.schedule.model import Campaign, Event, Schedules, Session
+from newsletter.campaigns import Campaign, Event, Schedules, Session
 from newsletter.schedule.times import parse_every, recipient_time, zone
 from newsletter.site import pick_language
 
@@ -229,55 +229,3 @@ def plan(
         out.append(replace(send, **changes))
     out.sort(key=lambda s: (s.due, s.campaign, s.key))
     return out
-
-
-def plan_for_site(
-    site: Any, now: datetime, days: int = 30, schedules: Schedules | None = None
-) -> list[PlannedSend]:
-    """The site's plan at `now`: audiences counted in the store, stored states laid over."""
-    from newsletter.schedule.config import load_schedules
-    from newsletter.schedule.occurrences import stored_by_key
-    from newsletter.schedule.sources import audience_inputs, items_since_last
-
-    schedules = schedules or load_schedules(site)
-    sizes, timezones = audience_inputs(site.store, schedules)
-    news = items_since_last(site.store, schedules, now)
-    planned = plan(
-        schedules,
-        audience_sizes=sizes,
-        audience_timezones=timezones,
-        new_items=news,
-        now=now,
-        days=days,
-        fallback=site.fallback_chain,
-    )
-    stored = stored_by_key(site.store, since=now - timedelta(days=7), until=now + timedelta(days=days))
-    merged = []
-    for send in planned:
-        row = stored.pop(send.key, None)
-        if row is not None:
-            send = replace(send, status=row.status, reason=row.reason or send.reason, occurrence_id=row.id)
-        merged.append(send)
-    # Stored occurrences the plan no longer shows (missed, failed, sent, cancelled, ad hoc) stay visible.
-    for row in stored.values():
-        if row.status == "scheduled" and row.due_at >= now:
-            continue
-        merged.append(
-            PlannedSend(
-                key=row.key,
-                campaign=row.campaign,
-                template=row.template,
-                due=row.fire_at or row.due_at,
-                reference=row.due_at,
-                timezone=row.timezone or "UTC",
-                trigger=row.why or "",
-                event=row.event_id,
-                session=row.session,
-                languages=tuple(row.languages or ()),
-                status=row.status,
-                reason=row.reason,
-                occurrence_id=row.id,
-            )
-        )
-    merged.sort(key=lambda s: (s.due, s.campaign, s.key))
-    return merged

@@ -39,15 +39,6 @@ def parse_duration(text: str) -> timedelta:
     return timedelta(weeks=weeks, days=days, hours=hours, minutes=minutes)
 
 
-def format_duration(delta: timedelta) -> str:
-    """The inverse of parse_duration, e.g. 1d12h."""
-    minutes = int(delta.total_seconds() // 60)
-    days, rest = divmod(minutes, 24 * 60)
-    hours, mins = divmod(rest, 60)
-    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else ""]
-    return "".join(parts) or "0m"
-
-
 def parse_hhmm(text: str) -> time:
     """`09:00` -> time(9, 0); ValueError otherwise."""
     match = _HHMM.match(str(text).strip())

@@ -11,17 +11,19 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from newsletter.errors import SendError, TransportAuthError
+from newsletter.campaigns import Schedules
+from newsletter.errors import BatchRejected, InDoubtError, SendError, TransientError, TransportAuthError
+from newsletter.render.assemble import prepare_occurrence
+from newsletter.render.message import Recipient
 from newsletter.send import ledger
-from newsletter.send.enqueue import campaign_of, enqueue_occurrence
-from newsletter.send.ratelimit import RateLimiter, limiter_for
-from newsletter.send.transports.base import BatchRejected, InDoubtError, TransientError, Transport
+from newsletter.send.enqueue import enqueue_occurrence
+from newsletter.send.pacing import RateLimiter, limiter_for
+from newsletter.send.transports.base import Transport
 from newsletter.store import Store, now_utc
 
 __all__ = [
     "Tally",
     "PreparedCache",
-    "campaign_of",
     "enqueue_occurrence",
     "deliver",
     "drain",
@@ -54,8 +56,6 @@ class Tally:
 
 
 def recipients_of(claim: ledger.Claim) -> list[Any]:
-    from newsletter.render import Recipient
-
     return [
         Recipient(r.send_id, r.email, r.name, r.language, r.subscriber_id, r.timezone) for r in claim.rows
     ]
@@ -199,10 +199,17 @@ def _pause(store: Store, claim: ledger.Claim, exc: Exception, now: datetime) -> 
 
 
 class PreparedCache:
-    """Prepared messages per (occurrence, language), rendered once and kept for `max_age`."""
+    """Prepared messages per (occurrence, language), rendered once and kept for `max_age`.
 
-    def __init__(self, site: Any, max_age: timedelta = timedelta(hours=1)):
+    `schedules` gives the schedule in force (a LiveSchedules, or the runner's): read when a message is
+    rendered, never re-parsed here.
+    """
+
+    def __init__(
+        self, site: Any, schedules: Callable[[], Schedules], max_age: timedelta = timedelta(hours=1)
+    ):
         self.site = site
+        self.schedules = schedules
         self.max_age = max_age
         self._cache: dict[tuple[int, str], tuple[datetime, Any]] = {}
 
@@ -210,11 +217,9 @@ class PreparedCache:
         key = (occurrence_id, language)
         found = self._cache.get(key)
         if found is None or now - found[0] > self.max_age:
-            from newsletter.render import prepare_occurrence
-
             if len(self._cache) > 64:
                 self._cache.clear()
-            found = (now, prepare_occurrence(self.site, occurrence_id, language, now))
+            found = (now, prepare_occurrence(self.site, self.schedules(), occurrence_id, language, now))
             self._cache[key] = found
         return found[1]
 
@@ -222,12 +227,12 @@ class PreparedCache:
 def drain(
     site: Any,
     transport: Transport,
+    cache: PreparedCache,
     *,
     worker: str,
     occurrence_id: int | None = None,
     progress: Callable[[int], None] | None = None,
     stop: Callable[[], bool] = lambda: False,
-    cache: PreparedCache | None = None,
 ) -> Tally:
     """Claim and deliver batches until none is due (or `stop()`); transient failures end the drain."""
     s = site.settings
@@ -239,7 +244,6 @@ def drain(
         # A claim must go out well within its lease, waits for the rate limit included.
         size = min(size, int(s["rate_per_second"] * s["send_lease"] / 2))
     size = max(1, size)
-    cache = cache or PreparedCache(site)
     tally = Tally()
     while not stop():
         now = now_utc()
@@ -276,13 +280,14 @@ def send_occurrence(
     site: Any,
     occurrence_id: int,
     now: datetime,
+    schedules: Schedules,
     transport: Transport | None = None,
     progress: Progress | None = None,
 ) -> Tally:
     """Enqueue an occurrence and drain it in this process; rows due later stay queued for the worker."""
     from newsletter.send import get_transport
 
-    total = enqueue_occurrence(site, occurrence_id, now)
+    total = enqueue_occurrence(site, occurrence_id, now, schedules)
     own = transport is None
     transport = transport or get_transport(site)
     done = 0
@@ -295,7 +300,12 @@ def send_occurrence(
 
     try:
         return drain(
-            site, transport, worker=ledger.worker_name("send"), occurrence_id=occurrence_id, progress=step
+            site,
+            transport,
+            PreparedCache(site, lambda: schedules),
+            worker=ledger.worker_name("send"),
+            occurrence_id=occurrence_id,
+            progress=step,
         )
     except TransportAuthError as exc:
         raise TransportAuthError(

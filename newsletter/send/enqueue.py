@@ -16,7 +16,10 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.audience.select import stream_audience
 from newsletter.audience.subscribers import email_hash
+from newsletter.campaigns import Schedules
 from newsletter.errors import ConfigError, SendError
+from newsletter.render.prepare import resolve_language
+from newsletter.schedule.times import recipient_time
 from newsletter.send import ledger
 from newsletter.store import Store
 from newsletter.store.tables import occurrences, send_plans, sends, suppressions
@@ -24,26 +27,20 @@ from newsletter.store.tables import occurrences, send_plans, sends, suppressions
 PAGE = 1000
 
 
-def campaign_of(site: Any, name: str) -> Any:
-    from newsletter.schedule.config import load_schedules
+def enqueue_occurrence(site: Any, occurrence_id: int, now: datetime, schedules: Schedules) -> int:
+    """Write the ledger rows of an occurrence's audience (idempotent, resumable); returns rows to send.
 
-    campaign = load_schedules(site).campaigns.get(name)
-    if campaign is None:
-        raise ConfigError(f"{site.schedules_file}: campaign {name!r} is not defined any more")
-    return campaign
-
-
-def enqueue_occurrence(site: Any, occurrence_id: int, now: datetime) -> int:
-    """Write the ledger rows of an occurrence's audience (idempotent, resumable); returns rows to send."""
-    from newsletter.render import resolve_language
-    from newsletter.schedule.times import recipient_time
-
+    The campaign comes from `schedules`, as loaded by the caller (the schedule in force): an edit
+    being made to a file meanwhile does not change or stop what was planned.
+    """
     store: Store = site.store
     with store.read() as conn:
         occ = conn.execute(select(occurrences).where(occurrences.c.id == occurrence_id)).first()
     if occ is None:
         raise SendError(f"occurrence {occurrence_id} does not exist")
-    campaign = campaign_of(site, occ.campaign)
+    campaign = schedules.campaigns.get(occ.campaign)
+    if campaign is None:
+        raise ConfigError(f"{schedules.source}: campaign {occ.campaign!r} is not defined any more")
     languages = tuple(occ.languages or campaign.languages)
     timed = campaign.local_time is not None or campaign.quiet_hours is not None
     with store.write() as conn:

@@ -26,8 +26,8 @@ from newsletter.store.tables import events, links
 from newsletter.track import classify
 from newsletter.track.events import epoch_times, insert_hits
 from newsletter.track.ip import anonymize
-from newsletter.track.ledger import ledger_rows
 from newsletter.track.links import Link, LinkCache
+from newsletter.track.sends import ledger_rows
 
 log = logging.getLogger(__name__)
 

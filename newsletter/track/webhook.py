@@ -27,7 +27,7 @@ from sqlalchemy import select
 
 from newsletter.audience import status
 from newsletter.audience.subscribers import normalize_email
-from newsletter.errors import InputError
+from newsletter.errors import InputError, Refused
 from newsletter.store import Store
 from newsletter.store.tables import EVENT_KINDS, subscribers
 from newsletter.track import classify
@@ -39,7 +39,7 @@ from newsletter.track.events import (
     known_event_ids,
 )
 from newsletter.track.ip import anonymize
-from newsletter.track.ledger import ledger_rows
+from newsletter.track.sends import ledger_rows
 
 SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
@@ -59,15 +59,6 @@ DROPPED_AS = {
 ACTIONS = frozenset(
     {"bounce", "dropped", "spamreport", "unsubscribe", "group_unsubscribe", "group_resubscribe"}
 )
-
-
-class Refused(Exception):
-    """A webhook post that must not be processed; `status` is the HTTP answer."""
-
-    def __init__(self, status: int, reason: str):
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
 
 
 @lru_cache(maxsize=8)

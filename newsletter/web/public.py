@@ -351,10 +351,11 @@ class Public:
 
 def _archive_copy(site: Site, occurrence_id: int, language: str) -> str:
     """The occurrence's message in one language for nobody in particular: no name, times in UTC."""
+    from newsletter.render.assemble import prepare_occurrence
     from newsletter.render.message import Recipient
-    from newsletter.render.prepare import prepare_occurrence
+    from newsletter.schedule.load import load_schedules
 
-    prepared = prepare_occurrence(site, occurrence_id, language, now_utc())
+    prepared = prepare_occurrence(site, load_schedules(site), occurrence_id, language, now_utc())
     # send 0 is in no ledger: clicks from the archive count for the campaign, for no one.
     nobody = Recipient(send_id=0, email="", name="", language=language, timezone="UTC")
     return prepared.personalise(prepared.html, nobody)

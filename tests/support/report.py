@@ -241,7 +241,7 @@ def password_hash() -> str:
 @pytest.fixture
 def admin_site(site: Site, password_hash: str) -> AdminSite:
     """The example site with a sent campaign, a staff user, an organiser, its spring 2021 occurrences."""
-    from newsletter.schedule.occurrences import reconcile
+    from newsletter.schedule.sync import reconcile
     from newsletter.store.tables import users
 
     seeded = seed_campaign(site.store, languages=site.languages, people=150)

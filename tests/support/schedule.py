@@ -85,20 +85,21 @@ def at_campaign(ident: str, when: datetime, late_by: str = "1h", template: str =
 
 
 class Recorder:
-    """Wraps the send engine's enqueue_occurrence, recording which occurrences were handed over."""
+    """Wraps the send engine's enqueue_occurrence, recording the occurrences it really enqueued."""
 
     def __init__(self) -> None:
         self.calls: list[int] = []
         self.event = threading.Event()
         self._lock = threading.Lock()
 
-    def __call__(self, site: Any, occurrence_id: int, now: datetime) -> int:
-        from newsletter.send.engine import enqueue_occurrence
+    def __call__(self, site: Any, occurrence_id: int, now: datetime, schedules: Any) -> int:
+        from newsletter.send.enqueue import enqueue_occurrence
 
-        with self._lock:
-            self.calls.append(occurrence_id)
         try:
-            return enqueue_occurrence(site, occurrence_id, now)
+            queued = enqueue_occurrence(site, occurrence_id, now, schedules)
+            with self._lock:  # only once the real enqueue went through
+                self.calls.append(occurrence_id)
+            return queued
         finally:
             self.event.set()
 
@@ -110,6 +111,20 @@ class Recorder:
             self.event.wait(0.05)
             self.event.clear()
         return len(self.calls) >= count
+
+
+class Clock:
+    """An injected clock the tests move by hand."""
+
+    def __init__(self, now: datetime):
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, **delta: float) -> datetime:
+        self.now += timedelta(**delta)
+        return self.now
 
 
 @pytest.fixture

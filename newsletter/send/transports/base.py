@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
-from newsletter.errors import SendError, TransportAuthError
+from newsletter.errors import BatchRejected, InDoubtError, SendError, TransientError, TransportAuthError
 
 Mode = Literal["batch", "idempotent", "message"]
 
@@ -42,22 +42,6 @@ class BatchResult:
     provider_id: str | None = None  # SendGrid's X-Message-Id for the request
     message_ids: dict[int, str] = field(default_factory=dict)  # send id -> message id
     failed: dict[int, str] = field(default_factory=dict)  # send id -> why this recipient was refused
-
-
-class BatchRejected(SendError):
-    """The provider refused the batch as malformed: record its text, do not retry blindly."""
-
-
-class TransientError(SendError):
-    """Nothing was accepted and retries ran out: the batch goes back to the queue."""
-
-
-class InDoubtError(SendError):
-    """The request may have been accepted: never resend blindly, wait for events or an operator."""
-
-    def __init__(self, message: str, provider_id: str | None = None):
-        super().__init__(message)
-        self.provider_id = provider_id
 
 
 @runtime_checkable

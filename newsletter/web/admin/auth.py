@@ -11,9 +11,8 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
-from newsletter import ratelimit
+from newsletter import accounts, ratelimit
 from newsletter.errors import InputError, NewsletterError
-from newsletter.report import users
 from newsletter.site import Site
 from newsletter.store import now_utc
 from newsletter.web.admin.render import render
@@ -41,7 +40,7 @@ def guard(role: str | None = None) -> Callable[[Handler], Callable[[Request], Aw
             session = session_of(request)
             user = None
             if session.user_id is not None:
-                user = await run_in_threadpool(users.get_user, site_of(request).store, session.user_id)
+                user = await run_in_threadpool(accounts.get_user, site_of(request).store, session.user_id)
             if user is None:
                 if request.method == "GET":
                     target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
@@ -120,7 +119,7 @@ def _check_login(request: Request, email: str, password: str, nxt: str) -> Respo
             {"next": nxt, "error": f"Too many failed logins: try again in {minutes} minutes."},
             status_code=429,
         )
-    user = users.authenticate(site.store, email, password)
+    user = accounts.authenticate(site.store, email, password)
     if user is None:
         ratelimit.record(site.store, keys, window, now)
         return render(

@@ -18,22 +18,18 @@ from typing import Any
 
 from sqlalchemy import select
 
-from newsletter.errors import NewsletterError
-from newsletter.render import prepare_occurrence
+from newsletter.errors import NewsletterError, Unavailable
+from newsletter.render.assemble import prepare_occurrence
 from newsletter.render.check import check_site
 from newsletter.render.message import Recipient
 from newsletter.render.preview import preview as write_preview
 from newsletter.schedule import occurrences as schedule_occurrences
-from newsletter.schedule.config import load_schedules
-from newsletter.schedule.plan import plan_for_site
+from newsletter.schedule.load import load_schedules
+from newsletter.schedule.sync import plan_for_site
 from newsletter.send import ledger
 from newsletter.send.engine import send_single
 from newsletter.site import Site
 from newsletter.store.tables import occurrences
-
-
-class Unavailable(NewsletterError):
-    """A stage the page needs could not answer; the message says which and why."""
 
 
 def plan(site: Site, now: datetime, days: int = 30) -> list[Any]:
@@ -126,7 +122,7 @@ def preview(site: Site, campaign: str, language: str, now: datetime) -> Preview:
 
 def _render_preview(site: Site, campaign: str, language: str, now: datetime) -> Preview:
     with tempfile.TemporaryDirectory(prefix="nl-preview-") as tmp:
-        (found,) = write_preview(site, campaign, [language], Path(tmp), now)
+        (found,) = write_preview(site, load_schedules(site), campaign, [language], Path(tmp), now)
         files = {p.suffix: p for p in found.paths}
         message = email.message_from_bytes(files[".eml"].read_bytes(), policy=email.policy.default)
         return Preview(
@@ -152,13 +148,13 @@ def send_test(site: Site, campaign: str, language: str, to: str, now: datetime) 
         )
     upcoming = [r for r in rows if r.due_at >= now]
     occurrence_id = (upcoming[0] if upcoming else rows[-1]).id
-    prepared = prepare_occurrence(site, occurrence_id, language, now)
+    prepared = prepare_occurrence(site, load_schedules(site), occurrence_id, language, now)
     recipient = Recipient(send_id=0, email=to, name="", language=language)
     return send_single(site, prepared, recipient)
 
 
 def campaigns(site: Site) -> list[Any]:
-    """The campaigns declared in schedules.yaml."""
+    """The campaigns of every source (schedules.yaml, composed ones)."""
     return list(load_schedules(site).campaigns.values())
 
 

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import func, select
 
 from newsletter.audience.select import audience_query, count_audience
-from newsletter.schedule.model import Audience, Campaign, Schedules
+from newsletter.campaigns import Audience, Campaign, Schedules
+from newsletter.feeds.query import count_items_since
+from newsletter.render.content import digest_since
 from newsletter.store import Store
-from newsletter.store.tables import occurrences
-
-# With no digest sent yet, "new" means new in the last week.
-FIRST_DIGEST_WINDOW = timedelta(days=7)
 
 
 def _audience_key(audience: Audience) -> tuple[object, ...]:
@@ -56,24 +54,10 @@ def audience_inputs(
     return sizes, zones
 
 
-def last_sent(store: Store, campaign: str, before: datetime) -> datetime | None:
-    """When this campaign last went out (or started to) before `before`."""
+def new_items_for(store: Store, campaign: Campaign, due_at: datetime) -> tuple[int, datetime]:
+    """Items a digest due at `due_at` would carry (see render.content.digest_since); (count, since)."""
     with store.read() as conn:
-        return conn.execute(
-            select(func.max(occurrences.c.due_at)).where(
-                occurrences.c.campaign == campaign,
-                occurrences.c.status.in_(("sending", "sent")),
-                occurrences.c.due_at < before,
-            )
-        ).scalar_one_or_none()
-
-
-def new_items_for(store: Store, campaign: Campaign, now: datetime) -> tuple[int, datetime]:
-    """Items a digest would carry at `now`: those first seen since its last send. Returns (count, since)."""
-    from newsletter.feeds.query import count_items_since
-
-    since = last_sent(store, campaign.id, now) or now - FIRST_DIGEST_WINDOW
-    with store.read() as conn:
+        since = digest_since(conn, campaign.id, due_at)
         return count_items_since(conn, since, categories=campaign.categories), since
 
 

@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from newsletter.schedule.runner import Runner
+from newsletter.runner import Runner
 from newsletter.send.worker import run_worker
 
 log = logging.getLogger("newsletter.schedule")
@@ -33,7 +33,13 @@ def run(
     worker_stop = threading.Event()
     server = _web_server(site)
     threads = [
-        threading.Thread(target=run_worker, args=(site, worker_stop), name="send-worker"),
+        threading.Thread(
+            target=run_worker,
+            args=(site, worker_stop),
+            # The schedule in force: the worker renders what the scheduler planned, edits included.
+            kwargs={"schedules": lambda: runner.schedules},
+            name="send-worker",
+        ),
         threading.Thread(target=server.run, name="web"),
     ]
     for thread in threads:

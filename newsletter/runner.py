@@ -1,4 +1,4 @@
-"""The persistent scheduler: APScheduler 3 with its SQLAlchemy job store in the site's database.
+"""The scheduler of `newsletter run`: APScheduler 3, its SQLAlchemy job store in the site's database.
 
 The occurrences table is the truth; the job store mirrors its `scheduled` rows as one-off date jobs
 (`occurrence-<id>`, replace_existing). Misfires are never dropped by APScheduler (no grace limit):
@@ -24,11 +24,11 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import create_engine
 from sqlalchemy.engine import make_url
 
-from newsletter.errors import ConfigError
-from newsletter.schedule import jobs
-from newsletter.schedule.config import load_schedules
-from newsletter.schedule.model import Schedules
-from newsletter.schedule.occurrences import fire_at, interrupted, reconcile, scheduled
+from newsletter import jobs
+from newsletter.campaigns import Schedules
+from newsletter.schedule.load import LiveSchedules
+from newsletter.schedule.occurrences import fire_at, interrupted, scheduled
+from newsletter.schedule.sync import reconcile
 from newsletter.store import Store, now_utc
 
 log = logging.getLogger("newsletter.schedule")
@@ -119,9 +119,7 @@ class Runner:
         self.feed_pull_minutes = feed_pull_minutes
         self.lock = SchedulerLock(site.store)
         self.scheduler: BackgroundScheduler | None = None
-        self.schedules: Schedules | None = None
-        self.last_error: str = ""  # the latest invalid edit of schedules.yaml, while the old one runs
-        self._stamp: tuple[float, int] | None = None
+        self.live: LiveSchedules | None = None
         # Held by whatever touches the job store from a job (watch, reconcile); stop() takes it after
         # setting _stopping, because APScheduler's shutdown holds its own locks while it waits for
         # running jobs, and a job calling into the scheduler then would wait forever.
@@ -129,27 +127,36 @@ class Runner:
         self._stopping = threading.Event()
         self._jobs_engine: Any = None
 
-    def _file_stamp(self) -> tuple[float, int] | None:
-        try:
-            st = self.site.schedules_file.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime, st.st_size)
+    @property
+    def schedules(self) -> Schedules:
+        """The schedule in force: the last valid one."""
+        assert self.live is not None, "the runner is not started"
+        return self.live.current
 
-    def start(self, stop: threading.Event | None = None, on_wait: Callable[[], None] | None = None) -> bool:
+    @property
+    def last_error(self) -> str:
+        """The latest invalid edit of the schedule, while the previous one keeps running."""
+        return self.live.last_error if self.live is not None else ""
+
+    def start(
+        self,
+        stop: threading.Event | None = None,
+        on_wait: Callable[[], None] | None = None,
+        *,
+        paused: bool = False,
+    ) -> bool:
         """Validate, take the lock (waiting as standby), reconcile, start firing. False if stopped first.
 
-        Raises ScheduleError on an invalid schedules.yaml: `run` refuses to start on one.
+        Raises ScheduleError on an invalid schedules.yaml: `run` refuses to start on one. With
+        `paused`, jobs are stored but fire only through `run_due` (tests drive time with the clock).
         """
-        self._stamp = self._file_stamp()
-        self.schedules = load_schedules(self.site)
+        LiveSchedules(self.site)  # validate before waiting as standby
         if not self.lock.acquire(stop or threading.Event(), on_wait=on_wait):
             return False
         try:
-            # Re-read: the file may have changed while we waited as standby.
-            self._stamp = self._file_stamp()
-            self.schedules = load_schedules(self.site)
-            jobs.bind(jobs.Binding(self.site, self.schedules, self.clock, self.enqueue))
+            # Loaded again: the files may have changed while we waited as standby.
+            self.live = LiveSchedules(self.site)
+            jobs.bind(jobs.Binding(self.site, self.live, self.clock, self.enqueue))
             changes = reconcile(self.site, self.clock(), self.schedules)
             log.info("reconciled on start: %s", changes.summary())
             for ident in interrupted(self.site.store):
@@ -158,11 +165,27 @@ class Runner:
             # Paused until the job store mirrors the occurrences, so nothing fires half-synced.
             self.scheduler.start(paused=True)
             self.sync_jobs()
-            self.scheduler.resume()
+            if not paused:
+                self.scheduler.resume()
         except BaseException:
             self.lock.release()
             raise
         return True
+
+    def run_due(self) -> list[str]:
+        """Run here, in order, every stored occurrence job due by the runner's clock; what each did.
+
+        What APScheduler's loop does on wall time, done on the injected clock (a runner started
+        `paused`), so tests move time instead of sleeping.
+        """
+        assert self.scheduler is not None
+        now = self.clock()
+        done = []
+        due = [j for j in self.scheduler.get_jobs(jobstore="default") if j.next_run_time <= now]
+        for job in sorted(due, key=lambda j: j.next_run_time):
+            self.scheduler.remove_job(job.id, jobstore="default")
+            done.append(job.func(*job.args))
+        return done
 
     def _scheduler(self) -> BackgroundScheduler:
         url = self.site.settings["database_url"]
@@ -178,14 +201,14 @@ class Runner:
         )
         internal = {"jobstore": "internal", "replace_existing": True, "misfire_grace_time": None}
         scheduler.add_job(
-            "newsletter.schedule.runner:_watch",
+            "newsletter.runner:_watch",
             "interval",
             seconds=self.watch_seconds,
             id="watch",
             **internal,
         )
         scheduler.add_job(
-            "newsletter.schedule.runner:_reconcile",
+            "newsletter.runner:_reconcile",
             "interval",
             minutes=self.reconcile_minutes,
             id="reconcile",
@@ -215,7 +238,7 @@ class Runner:
             # Jobs first, rows second: a job that fires in between is seen as claimed, not re-added.
             existing = {job.id: job for job in self.scheduler.get_jobs(jobstore="default")}
             wanted = {f"{JOB_PREFIX}{row.id}": row for row in scheduled(self.site.store)}
-            now = datetime.now(UTC)
+            now = self.clock()
             settled = now + SETTLE
             added = removed = 0
             for job_id, row in wanted.items():
@@ -249,27 +272,13 @@ class Runner:
         return {"added": added, "removed": removed}
 
     def refresh(self, force: bool = False) -> bool:
-        """Reload schedules.yaml if it changed (or `force`), reconcile and resync; False if invalid.
+        """Reload the schedule if a source changed (or `force`), reconcile and resync; False if invalid.
 
-        An invalid file is logged and ignored: the previous valid schedule keeps running.
+        An invalid edit is logged and ignored: the previous valid schedule keeps running.
         """
         with self._sync_lock:
-            valid = True
-            stamp = self._file_stamp()
-            if stamp != self._stamp or force:
-                self._stamp = stamp
-                try:
-                    schedules = load_schedules(self.site)
-                except ConfigError as exc:
-                    valid = False
-                    if str(exc) != self.last_error:
-                        log.error("schedules.yaml is invalid; the previous schedule keeps running:\n%s", exc)
-                    self.last_error = str(exc)
-                else:
-                    self.schedules = schedules
-                    self.last_error = ""
-                    jobs.bind(jobs.Binding(self.site, schedules, self.clock, self.enqueue))
-            assert self.schedules is not None
+            assert self.live is not None
+            valid = self.live.refresh(force=force)
             # With the last valid schedule: overdue sends are still recorded, digests still roll on.
             changes = reconcile(self.site, self.clock(), self.schedules)
             if any(changes.summary().values()):
@@ -278,11 +287,11 @@ class Runner:
             return valid
 
     def tick(self, force: bool) -> None:
-        """What the interval jobs do: refresh on a file change (or `force`), else resync the jobs."""
+        """What the interval jobs do: refresh on a change (or `force`), else resync the jobs."""
         with self._sync_lock:
-            if self._stopping.is_set() or self.scheduler is None:
+            if self._stopping.is_set() or self.scheduler is None or self.live is None:
                 return
-            if force or self._file_stamp() != self._stamp:
+            if force or self.live.changed():
                 self.refresh(force=force)
             else:
                 self.sync_jobs()

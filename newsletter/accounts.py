@@ -1,4 +1,4 @@
-"""Dashboard users: staff schedule and send, organisers read the reports. Passwords hashed with argon2."""
+"""Dashboard accounts: staff schedule and send, organisers read the reports. Passwords hashed with argon2."""
 
 from __future__ import annotations
 

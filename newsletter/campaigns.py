@@ -1,14 +1,19 @@
-"""What `schedules.yaml` describes: events with their sessions, and campaigns with their triggers.
+"""The campaign model: events with their sessions, and campaigns with their triggers and audiences.
 
-Plain frozen dataclasses, shared by the planner, the renderer (event details, subjects) and the sender
-(audience). Times are aware datetimes; `timezone` is the IANA name they were written in.
+Plain frozen dataclasses that every stage imports downward: the planner, the renderer (event details,
+subjects) and the sender (audience). Times are aware datetimes; `timezone` is the IANA name they were
+written in. Campaigns come from *sources* (`CampaignSource`): today the site's `schedules.yaml`
+(`newsletter.schedule.config.FileSource`); `combine` joins several into one `Schedules`, refusing an id
+that two sources define. Callers load once (`newsletter.schedule.load`) and pass the result down.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
-from typing import Literal
+from typing import Literal, Protocol
+
+from newsletter.errors import ConfigError
 
 TriggerKind = Literal["before", "after", "every", "at"]
 
@@ -64,8 +69,6 @@ class Trigger:
 
     def describe(self) -> str:
         """`1d before each session of webinar-april`, `every monday 09:00 Europe/London`, ..."""
-        from newsletter.schedule.times import format_duration
-
         if self.kind in ("before", "after"):
             target = f"each session of {self.event}" if self.per_session else str(self.event)
             return f"{format_duration(self.offset or timedelta(0))} {self.kind} {target}"
@@ -107,3 +110,46 @@ class Schedules:
     events: dict[str, Event]
     campaigns: dict[str, Campaign]
     source: str = "schedules.yaml"
+
+
+def format_duration(delta: timedelta) -> str:
+    """`1d12h`, `30m`: the form `schedules.yaml` writes offsets in (the inverse of parse_duration)."""
+    minutes = int(delta.total_seconds() // 60)
+    days, rest = divmod(minutes, 24 * 60)
+    hours, mins = divmod(rest, 60)
+    parts = [f"{days}d" if days else "", f"{hours}h" if hours else "", f"{mins}m" if mins else ""]
+    return "".join(parts) or "0m"
+
+
+class CampaignSource(Protocol):
+    """Where events and campaigns come from: the site's files, or (composed campaigns) the store."""
+
+    name: str  # shown in errors: "schedules.yaml", "the store"
+
+    def load(self) -> Schedules:
+        """Everything this source defines; a ConfigError (naming file, line, field) when it is invalid."""
+        ...
+
+    def stamp(self) -> object:
+        """Changes whenever `load` would return something else (a file's mtime and size, a revision)."""
+        ...
+
+
+def combine(parts: list[Schedules]) -> Schedules:
+    """One Schedules from several sources; an id defined by two of them is a ConfigError naming both."""
+    if len(parts) == 1:
+        return parts[0]
+    events: dict[str, Event] = {}
+    campaigns: dict[str, Campaign] = {}
+    origin: dict[str, str] = {}
+    for part in parts:
+        for kind, found, into in (("event", part.events, events), ("campaign", part.campaigns, campaigns)):
+            for ident, value in found.items():
+                if ident in origin:
+                    raise ConfigError(
+                        f"{kind} id {ident!r} is defined in both {origin[ident]} and {part.source}: "
+                        "ids are unique across events and campaigns of every source; rename one"
+                    )
+                origin[ident] = part.source
+                into[ident] = value  # type: ignore[assignment]
+    return Schedules(events=events, campaigns=campaigns, source=" + ".join(p.source for p in parts))

@@ -1,7 +1,9 @@
-"""What the scheduler runs. Jobs are stored as references ("newsletter.schedule.jobs:fire") with ids.
+"""What the scheduler runs. Jobs are stored as references ("newsletter.jobs:fire") with ids.
 
 APScheduler's job store keeps only the reference and the occurrence id, so the running site is bound
 here by the runner; there is one scheduler per database (see runner.SchedulerLock), hence one binding.
+The binding holds the schedule in force (the last valid one), which the send stage is handed: an
+occurrence that falls due while a file is being edited goes out as it was planned.
 """
 
 from __future__ import annotations
@@ -12,22 +14,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from newsletter.campaigns import Schedules
 from newsletter.feeds.pull import pull_feeds as pull
-from newsletter.schedule.model import Schedules
+from newsletter.schedule.inputs import new_items_for
 from newsletter.schedule.occurrences import claim, mark
-from newsletter.send.engine import enqueue_occurrence
+from newsletter.send.enqueue import enqueue_occurrence
 from newsletter.store import now_utc
 
 log = logging.getLogger("newsletter.schedule")
 
-FIRE = "newsletter.schedule.jobs:fire"
-Enqueue = Callable[[Any, int, datetime], int]
+FIRE = "newsletter.jobs:fire"
+Enqueue = Callable[[Any, int, datetime, Schedules], int]
 
 
 @dataclass
 class Binding:
     site: Any
-    schedules: Schedules
+    schedules: Callable[[], Schedules]  # the schedule in force (LiveSchedules), read at each firing
     clock: Callable[[], datetime] = now_utc
     enqueue: Enqueue | None = None
 
@@ -55,11 +58,10 @@ def fire(occurrence_id: int) -> str:
     if row is None:
         log.info("occurrence %s not sent: %s", occurrence_id, why_not)
         return why_not
-    campaign = b.schedules.campaigns.get(row.campaign)
+    schedules = b.schedules()
+    campaign = schedules.campaigns.get(row.campaign)
     if campaign is not None and campaign.trigger.only_if_new_items:
-        from newsletter.schedule.sources import new_items_for
-
-        count, since = new_items_for(store, campaign, now)
+        count, since = new_items_for(store, campaign, row.due_at)
         if count == 0:
             reason = f"skipped: no new items since {since:%Y-%m-%d %H:%M} UTC"
             mark(store, row.id, "skipped", reason, now)
@@ -67,7 +69,7 @@ def fire(occurrence_id: int) -> str:
             return reason
     try:
         enqueue = b.enqueue or enqueue_occurrence
-        queued = enqueue(b.site, row.id, now)
+        queued = enqueue(b.site, row.id, now, schedules)
     except Exception as exc:  # the send stage failed: record it, the scheduler goes on
         reason = f"failed to enqueue: {type(exc).__name__}: {exc}"
         mark(store, row.id, "failed", reason, now)
@@ -82,7 +84,7 @@ def finish_enqueue(occurrence_id: int) -> str:
     b = bound()
     now = b.clock()
     try:
-        queued = (b.enqueue or enqueue_occurrence)(b.site, occurrence_id, now)
+        queued = (b.enqueue or enqueue_occurrence)(b.site, occurrence_id, now, b.schedules())
     except Exception as exc:
         reason = f"failed to enqueue: {type(exc).__name__}: {exc}"
         mark(b.site.store, occurrence_id, "failed", reason, now)
