@@ -2,32 +2,31 @@
 
 from __future__ import annotations
 
-import importlib
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from newsletter.audience import lists
+from newsletter.feeds import config as feeds
+from newsletter.findings import CheckReport
+from newsletter.render import check as render
+from newsletter.schedule import check as schedule
+from newsletter.send import check as send
 from newsletter.site import Site
+from newsletter.track import check as track
 
-# Each returns a CheckReport for its stage. Dotted paths, so a stage is imported only when checked.
-CHECKERS = (
-    "newsletter.audience.lists:check_site",
-    "newsletter.feeds.config:check_site",
-    "newsletter.render.check:check_site",
-    "newsletter.schedule.check:check_site",
-    "newsletter.send.check:check_site",
-    "newsletter.track.check:check_site",
+# Each returns a CheckReport for its stage, in the pipeline's order.
+CHECKERS: tuple[Callable[[Site], CheckReport], ...] = (
+    lists.check_site,
+    feeds.check_site,
+    render.check_site,
+    schedule.check_site,
+    send.check_site,
+    track.check_site,
 )
-
-
-@dataclass
-class CheckReport:
-    stage: str
-    errors: list[str] = field(default_factory=list)
-    warnings: list[str] = field(default_factory=list)
-    tables: list[tuple[str, list[str], list[list[str]]]] = field(default_factory=list)  # title, header, rows
 
 
 @dataclass
@@ -70,8 +69,4 @@ class SiteCheck:
 
 
 def check_site(site: Site) -> SiteCheck:
-    reports = []
-    for path in CHECKERS:
-        module, func = path.split(":")
-        reports.append(getattr(importlib.import_module(module), func)(site))
-    return SiteCheck(reports)
+    return SiteCheck([checker(site) for checker in CHECKERS])

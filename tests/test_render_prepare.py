@@ -131,7 +131,7 @@ def test_feed_item_placeholder_cannot_reach_the_recipient(render_site, render_no
 
 
 def test_links_get_utm_and_labels_without_tracking(render_site):
-    prepared = render(render_site, track=False)
+    prepared = render(render_site)
     sign_on = [url for _id, url, label in prepared.links if label == "declaration-sign-on"]
     assert sign_on == [
         "https://hlm2021-hub.example.org/declaration/sign-on"
@@ -139,7 +139,7 @@ def test_links_get_utm_and_labels_without_tracking(render_site):
     ]
     assert all(link_id is None for link_id, _, _ in prepared.links)
     assert "/c/" not in prepared.html and "/o/" not in prepared.html
-    bare = render(render_site, track=False, utm=False)
+    bare = render(render_site, utm=False)
     assert "utm_source" not in bare.html
 
 

@@ -217,7 +217,7 @@ def list_counts(store: Store) -> list[dict[str, Any]]:
 
 def check_site(site: Site) -> Any:
     """`newsletter check`: every list file parses, slugs are unique."""
-    from newsletter.check import CheckReport
+    from newsletter.findings import CheckReport
 
     report = load_lists(site)
     result = CheckReport("lists", errors=list(report.errors))

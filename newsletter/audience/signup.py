@@ -2,25 +2,23 @@
 
 `request` records the wish (subscriber, an "unconfirmed" subscription, a consent record with source,
 time and IP); `confirm` turns the signed link into a confirmed subscription. Both run in one write
-transaction and take `now`. The confirmation and welcome mails go through the normal transports
-(`newsletter.send.engine.send_single`) with templates rendered by `newsletter.render.prepare`.
+transaction and take `now`. The confirmation and welcome mails are the send stage's
+(`newsletter.send.notices`).
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Connection, select, update
 
 from newsletter.audience import status
 from newsletter.audience.subscribers import is_suppressed, normalize_email
-from newsletter.site import Site
 from newsletter.store.tables import lists, subscribers, subscriptions
 from newsletter.tokens import Signer
-from newsletter.urls import confirm_url
 
 log = logging.getLogger(__name__)
 
@@ -149,44 +147,3 @@ def confirm(conn: Connection, subscriber_id: int, list_id: int, *, ip: str, now:
         )
         return "confirmed"
     return current
-
-
-def mail(site: Site, outcome: Outcome, *, now: float) -> bool:
-    """Send the confirmation or welcome mail through the normal transports; False if it could not go."""
-    if not outcome.mail:
-        return False
-    from newsletter.render.message import Recipient
-    from newsletter.render.prepare import prepare
-    from newsletter.send.engine import send_single
-
-    with site.store.read() as conn:
-        person = conn.execute(select(subscribers).where(subscribers.c.id == outcome.subscriber_id)).first()
-        mlist = conn.execute(select(lists).where(lists.c.id == outcome.list_id)).first()
-    if person is None or mlist is None:
-        return False
-    signer = Signer(site.settings["secret_key"])
-    link = confirm_url(site.settings["base_url"], signer, outcome.subscriber_id, outcome.list_id, now=now)
-    list_name = (mlist.name or {}).get(person.language) or mlist.slug
-    prepared = prepare(
-        site,
-        template=outcome.mail,
-        language=person.language,
-        context={"confirm_url": link, "list_name": list_name, "name": person.name},
-        campaign_id=outcome.mail,
-        now=datetime.fromtimestamp(now, UTC),
-        sender=(mlist.sender_name, mlist.sender_email),
-        postal_address=mlist.postal_address,
-        track=False,
-        list_name=list_name,
-        list_slug=mlist.slug,
-    )
-    recipient = Recipient(
-        send_id=0,
-        email=person.email,
-        name=person.name,
-        language=person.language,
-        subscriber_id=person.id,
-        timezone=person.timezone,
-    )
-    send_single(site, prepared, recipient)
-    return True

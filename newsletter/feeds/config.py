@@ -18,9 +18,9 @@ from urllib.parse import unquote, urlsplit
 
 import tomlkit
 
-from newsletter.check import CheckReport
 from newsletter.errors import ConfigError, InputError
 from newsletter.feeds.parse import normalize_language
+from newsletter.findings import CheckReport
 from newsletter.site import Site
 
 __all__ = ["FeedConfig", "FeedsConfig", "load_feeds", "add_feed", "remove_feed", "local_path", "check_site"]

@@ -18,7 +18,7 @@ SAMPLE_NOW = datetime(2021, 4, 14, 9, 0, tzinfo=UTC)
 
 def check_site(site: Site) -> Any:
     """Lint every template file, render each template in each language (strict), count translations."""
-    from newsletter.check import CheckReport
+    from newsletter.findings import CheckReport
 
     report = CheckReport("templates")
     templates_dir = site.templates_dir

@@ -66,7 +66,6 @@ def prepare(
     preheader: str | None = None,
     sender: tuple[str, str] | None = None,
     postal_address: str = "",
-    track: bool = True,
     utm: bool = True,
     strict: bool = False,
     list_name: str = "",
@@ -75,7 +74,7 @@ def prepare(
 ) -> Prepared:
     """Render `template` in `language` once, ready for `Prepared.mime(recipient)`.
 
-    UTM parameters are added when `utm`; links stay untracked (see `track`). With
+    UTM parameters are added when `utm`; links stay untracked (see `track()`). With
     `missing_translation="block"`, a string the language's catalog lacks raises a RenderError.
     """
     check_language(site, language)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from newsletter.campaigns import Schedules, format_duration
-from newsletter.check import CheckReport
+from newsletter.findings import CheckReport
 from newsletter.schedule.config import ScheduleError, load_schedules
 from newsletter.site import Site
 from newsletter.store import now_utc

@@ -6,7 +6,7 @@ import os
 from typing import Any
 from urllib.parse import urlparse
 
-from newsletter.check import CheckReport
+from newsletter.findings import CheckReport
 from newsletter.send import transport_name
 
 

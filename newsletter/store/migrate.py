@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from alembic import command
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-if TYPE_CHECKING:
-    from newsletter.store import Store
+
+class Store(Protocol):
+    """What migrating needs of a store (newsletter.store.Store): its two connections and dialect."""
+
+    dialect: str
+
+    def read(self) -> AbstractContextManager[Any]: ...
+
+    def write(self) -> AbstractContextManager[Any]: ...
+
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from newsletter.check import CheckReport
+from newsletter.findings import CheckReport
 from newsletter.site import Site
 from newsletter.track import webhook
 

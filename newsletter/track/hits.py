@@ -1,18 +1,12 @@
-"""The write path of opens, clicks and conversions: hits are buffered in memory and written in batches.
+"""Storing opens, clicks and conversions: `write_hits` stores one batch of hits in one transaction.
 
-One commit per hit does not scale, so a request only appends its hit to a `HitBuffer`; every
-`hit_flush_interval` seconds (sooner when `max_batch` hits are waiting) a thread takes what gathered
-and either stores it in one transaction itself (writer="thread") or hands it to the writer process
-(writer="process", `track.writer`), which does the same with `write_hits`. `stop()` writes what is
-left, so a graceful stop loses nothing; a crash of the web process loses at most the last interval.
-Classification (`classify`) and IP anonymisation (`ip`) happen in `write_hits`, off the request path.
+Hits reach it from the request path through `buffer.HitBuffer`, in this process or in the writer
+process (`writer.py`). Classification (`classify`) and IP anonymisation (`ip`) happen here, off the
+request path.
 """
 
 from __future__ import annotations
 
-import atexit
-import logging
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -20,7 +14,6 @@ from typing import Any, NamedTuple
 
 from sqlalchemy import func, select, update
 
-from newsletter.errors import ConfigError
 from newsletter.store import Store
 from newsletter.store.tables import events, links
 from newsletter.track import classify
@@ -29,9 +22,6 @@ from newsletter.track.ip import anonymize
 from newsletter.track.links import Link, LinkCache
 from newsletter.track.sends import ledger_rows
 
-log = logging.getLogger(__name__)
-
-MAX_PENDING = 500_000  # while the database is down, keep at most this many hits, then drop the oldest
 UA_MAX = 500
 LEDGER_CACHE = 200_000  # ledger rows kept in memory
 
@@ -211,115 +201,3 @@ def _links_in_message(conn: Any, send: Any, counts: dict[tuple[int, str], int]) 
             or 0
         )
     return counts[key]
-
-
-class HitBuffer:
-    """Hits waiting to be written, and the thread that hands them to the writer.
-
-    writer="thread": this thread stores them itself; writer="process": it passes each batch to a writer
-    process (`track.writer`), so the web worker's interpreter only ever appends to a list.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        links_cache: LinkCache,
-        policy: Policy,
-        interval: float,
-        max_batch: int = 5000,
-        writer: str = "thread",
-    ):
-        if writer not in ("thread", "process"):
-            raise ConfigError(f"setting hit_writer: expected thread or process; got {writer!r}")
-        self.store = store
-        self.memory = Memory(links_cache)
-        self.policy = policy
-        self.interval = interval
-        self.max_batch = max_batch
-        self.writer = writer
-        self.written = 0  # stored here, or handed to the writer process
-        self.dropped = 0
-        self._sink: Any = None
-        self._pending: list[RawHit] = []
-        self._lock = threading.Lock()
-        self._flush_lock = threading.Lock()
-        self._wake = threading.Event()
-        self._stopping = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def add(self, hit: RawHit) -> None:
-        """Queue one hit (never blocks on the database)."""
-        with self._lock:
-            self._pending.append(hit)
-            full = len(self._pending) >= self.max_batch
-        if self._thread is None:
-            self.start()
-        if full:
-            self._wake.set()
-
-    def start(self) -> None:
-        with self._lock:
-            if self._thread is not None:
-                return
-            if self.writer == "process" and self._sink is None:
-                from newsletter.track.writer import ProcessSink
-
-                self._sink = ProcessSink(self.store.url, self.policy, self.interval)
-            self._stopping.clear()
-            self._thread = threading.Thread(target=self._run, name="hit-writer", daemon=True)
-            self._thread.start()
-            # A safety net for servers run without the app's lifespan: write the rest at exit.
-            atexit.register(self.stop)
-
-    def stop(self) -> None:
-        """Stop the writer and write every hit still waiting (the graceful-stop guarantee)."""
-        atexit.unregister(self.stop)
-        thread = self._thread
-        if thread is not None:
-            self._stopping.set()
-            self._wake.set()
-            thread.join()
-            self._thread = None
-        self.flush()
-        if self._sink is not None:
-            self._sink.close()
-            self._sink = None
-
-    @property
-    def pending(self) -> int:
-        return len(self._pending)
-
-    def flush(self) -> int:
-        """Write (or hand over) what is waiting now. A failed batch goes back to the queue."""
-        with self._flush_lock:
-            with self._lock:
-                batch, self._pending = self._pending, []
-            if not batch:
-                return 0
-            if self._sink is not None:
-                try:
-                    self._sink.write_hits(batch)
-                    self.written += len(batch)
-                    return len(batch)
-                except OSError:
-                    log.error("the hit writer process is gone; writing hits in this process from now on")
-                    self._sink = None
-            try:
-                count = write_hits(self.store, self.memory, self.policy, list(map(Hit._make, batch)))
-            except Exception:
-                log.exception("writing %d tracking hits failed; keeping them for the next flush", len(batch))
-                with self._lock:
-                    self._pending[:0] = batch
-                    excess = len(self._pending) - MAX_PENDING
-                    if excess > 0:
-                        del self._pending[:excess]
-                        self.dropped += excess
-                return 0
-            self.written += count
-            return count
-
-    def _run(self) -> None:
-        while not self._stopping.is_set():
-            self._wake.wait(self.interval)
-            self._wake.clear()
-            self.flush()

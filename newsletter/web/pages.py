@@ -1,53 +1,33 @@
-"""The public form pages behind `Public`: preferences, the subscribe form and the confirmation page."""
+"""The public form pages: preferences, the subscribe form and the confirmation page (thin handlers)."""
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from newsletter.audience import signup
-from newsletter.audience import status as substatus
+from newsletter.audience import preferences, signup
 from newsletter.audience.subscribers import check_timezone
 from newsletter.errors import InputError
+from newsletter.send import notices
 from newsletter.store import now_utc
-from newsletter.store.tables import lists, subscribers, subscriptions
+from newsletter.store.tables import lists, subscribers
+from newsletter.web.context import PublicContext
 from newsletter.web.i18n import translations
-
-if TYPE_CHECKING:
-    from newsletter.web.public import Public
 
 log = logging.getLogger(__name__)
 
 
-def _lists_for(pub: Public, person: Any, lang: str) -> list[dict[str, Any]]:
-    """The person's lists and the public ones, with whether they currently receive each."""
-    with pub.site.store.read() as conn:
-        statuses = substatus.subscription_statuses(conn, person.id)
-        rows = conn.execute(select(lists).where(lists.c.active.is_(True)).order_by(lists.c.slug)).all()
-    return [
-        {
-            "id": row.id,
-            "slug": row.slug,
-            "name": (row.name or {}).get(lang) or (row.name or {}).get(row.default_language) or row.slug,
-            "on": statuses.get(row.id) in ("confirmed", "unconfirmed"),
-            "status": statuses.get(row.id),
-        }
-        for row in rows
-        if row.id in statuses or row.public
-    ]
-
-
 async def show_preferences(
-    pub: Public, request: Request, r: str, person: Any, *, saved: bool = False, error: str = ""
+    pub: PublicContext, request: Request, r: str, person: Any, *, saved: bool = False, error: str = ""
 ) -> Response:
     lang = pub.language(request, person.language)
-    items = await run_in_threadpool(_lists_for, pub, person, lang)
+    items = await run_in_threadpool(preferences.lists_for, pub.site.store, person.id, lang)
     return pub.page(
         request,
         "preferences.html",
@@ -62,7 +42,7 @@ async def show_preferences(
     )
 
 
-async def apply_preferences(pub: Public, request: Request, r: str, person: Any) -> Response:
+async def apply_preferences(pub: PublicContext, request: Request, r: str, person: Any) -> Response:
     form = await request.form()
     lang = pub.language(request, person.language)
     _ = translations(lang).gettext
@@ -71,12 +51,9 @@ async def apply_preferences(pub: Public, request: Request, r: str, person: Any) 
         return pub.message(request, lang, "Your preferences", text, 403, "error")
     ip = pub.client_ip(request)
     if form.get("action") == "leave":
-
-        def leave() -> None:
-            with pub.site.store.write() as conn:
-                substatus.leave(conn, person.id, "unsubscribed", source="preferences", ip=ip, now=now_utc())
-
-        await run_in_threadpool(leave)
+        await run_in_threadpool(
+            preferences.leave_all, pub.site.store, person.id, source="preferences", ip=ip, now=now_utc()
+        )
         return pub.message(request, lang, "You are unsubscribed", _("You have left every list."))
     language = str(form.get("language", person.language))
     if language not in pub.site.languages:
@@ -86,48 +63,22 @@ async def apply_preferences(pub: Public, request: Request, r: str, person: Any) 
     except InputError:
         return await show_preferences(pub, request, r, person, error=_("Unknown time zone."))
     wanted = {str(v) for v in form.getlist("list")}
-    items = await run_in_threadpool(_lists_for, pub, person, lang)
-
-    def save() -> None:
-        now = now_utc()
-        with pub.site.store.write() as conn:
-            conn.execute(
-                update(subscribers)
-                .where(subscribers.c.id == person.id)
-                .values(language=language, timezone=timezone, updated_at=now)
-            )
-            leaving = [i["id"] for i in items if i["on"] and i["slug"] not in wanted]
-            if leaving:
-                substatus.set_status(
-                    conn, person.id, "unsubscribed", list_ids=leaving, source="preferences", ip=ip, now=now
-                )
-            back = [i["id"] for i in items if not i["on"] and i["slug"] in wanted and i["status"]]
-            if back:
-                substatus.resubscribe(conn, person.id, list_ids=back, source="preferences", ip=ip, now=now)
-            for item in items:
-                # A public list they never joined: recorded like a form subscription, confirmed by
-                # the preferences link itself (it reached their inbox).
-                if item["slug"] in wanted and item["status"] is None:
-                    conn.execute(
-                        subscriptions.insert().values(
-                            subscriber_id=person.id,
-                            list_id=item["id"],
-                            status="confirmed",
-                            soft_bounces=0,
-                            created_at=now,
-                            updated_at=now,
-                        )
-                    )
-                    substatus.record(
-                        conn, person.id, item["id"], "subscribe", source="preferences", ip=ip, now=now
-                    )
-
-    await run_in_threadpool(save)
-    fresh = await run_in_threadpool(pub._recipient, r)
+    await run_in_threadpool(
+        lambda: preferences.save(
+            pub.site.store,
+            person.id,
+            language=language,
+            timezone=timezone,
+            wanted=wanted,
+            ip=ip,
+            now=now_utc(),
+        )
+    )
+    fresh = await run_in_threadpool(pub.recipient, r)
     return await show_preferences(pub, request, r, fresh or person, saved=True)
 
 
-async def subscribe(pub: Public, request: Request) -> Response:
+async def subscribe(pub: PublicContext, request: Request) -> Response:
     slug = request.path_params["slug"]
     with pub.site.store.read() as conn:
         mlist = signup.public_list(conn, slug)
@@ -179,15 +130,15 @@ async def subscribe(pub: Public, request: Request) -> Response:
     return pub.message(request, lang, check_title, check_text)
 
 
-def _mail(pub: Public, outcome: signup.Outcome) -> bool:
+def _mail(pub: PublicContext, outcome: signup.Outcome) -> bool:
     try:
-        return signup.mail(pub.site, outcome, now=time.time())
+        return notices.send_signup_mail(pub.site, outcome, now=time.time())
     except Exception:  # the subscription is recorded; a failed mail must not lose it or show a 500
         log.exception("could not send the %s mail", outcome.mail)
         return False
 
 
-async def confirm(pub: Public, request: Request) -> Response:
+async def confirm(pub: PublicContext, request: Request) -> Response:
     token = request.path_params["token"]
     max_age = float(pub.site.settings["confirm_max_age"])
     found = signup.read_confirmation(pub.signer, token, max_age, time.time())

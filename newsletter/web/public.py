@@ -8,65 +8,46 @@ Handlers are thin: read the signed token, call the core (`track`, `audience.stat
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import secrets
 import time
-from datetime import timedelta
-from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-from babel import Locale
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from sqlalchemy import select
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from newsletter import ratelimit
 from newsletter.audience import status as substatus
 from newsletter.errors import NewsletterError
 from newsletter.site import Site
 from newsletter.store import now_utc
-from newsletter.store.tables import sends, subscribers
-from newsletter.tokens import Signer
 from newsletter.track import webhook
-from newsletter.track.hits import HitBuffer, Policy
-from newsletter.track.ip import anonymize
+from newsletter.track.buffer import HitBuffer
+from newsletter.track.hits import Policy
 from newsletter.track.links import Link, LinkCache
 from newsletter.urls import read_link, read_recipient
-from newsletter.web.i18n import negotiate, translations
+from newsletter.web import pages
+from newsletter.web.context import HERE, NO_STORE, PublicContext
+from newsletter.web.i18n import translations
 
-HERE = Path(__file__).parent
 GIF = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
     b",\x00\x00\x00\x00\x01\x00\x01\x00\x00\x02\x02D\x01\x00;"
 )
-NO_STORE = {"cache-control": "no-store, private", "referrer-policy": "no-referrer"}
 ANONYMOUS = "-"  # the recipient part of links in archive copies: a click, but nobody's
-CSRF_COOKIE = "nl_csrf"
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
 
 
-class Public:
+class Public(PublicContext):
     """The state behind the public routes of one site."""
 
     def __init__(self, site: Site):
-        self.site = site
+        super().__init__(site)
         s = site.settings
-        self.signer = Signer(s["secret_key"])
         self.links = LinkCache(site.store)
-        self.ip_key = hashlib.sha256(b"ip:" + str(s["secret_key"]).encode()).digest()
         self.policy = Policy(s["ip_privacy"], self.ip_key, bool(s["track_individual"]))
         self.hits = HitBuffer(
             site.store, self.links, self.policy, float(s["hit_flush_interval"]), writer=s["hit_writer"]
-        )
-        self.secure = str(s["base_url"]).startswith("https://")
-        self.env = Environment(
-            loader=FileSystemLoader(HERE / "templates" / "public"),
-            autoescape=select_autoescape(["html"]),
         )
         self._archive: dict[tuple[int, str], str] = {}
         self.link_tokens: dict[str, Link] = {}
@@ -205,70 +186,9 @@ class Public:
 
     # ------------------------------------------------------------------ pages
 
-    def page(
-        self, request: Request, template: str, lang: str, status_code: int = 200, **context: Any
-    ) -> HTMLResponse:
-        token = request.cookies.get(CSRF_COOKIE) or secrets.token_urlsafe(18)
-        tr = translations(lang)
-        html = self.env.get_template(template).render(
-            _=tr.gettext, lang=lang, site_name=self.site.name, csrf=self.signer.sign("csrf", token), **context
-        )
-        response = HTMLResponse(html, status_code=status_code, headers=NO_STORE)
-        if CSRF_COOKIE not in request.cookies:
-            response.set_cookie(CSRF_COOKIE, token, httponly=True, samesite="lax", secure=self.secure)
-        return response
-
-    def message(
-        self, request: Request, lang: str, title: str, text: str, status_code: int = 200, kind: str = "notice"
-    ) -> HTMLResponse:
-        _ = translations(lang).gettext
-        return self.page(request, "message.html", lang, status_code, title=_(title), message=text, kind=kind)
-
-    def not_found(self, request: Request, lang: str | None = None) -> HTMLResponse:
-        lang = lang or self.language(request)
-        _ = translations(lang).gettext
-        text = _("This link is not valid. Please check that you copied it completely.")
-        return self.message(request, lang, "Page not found", text, 404, "error")
-
-    def language(self, request: Request, preferred: str | None = None) -> str:
-        asked = request.query_params.get("lang") or preferred
-        if asked and asked in self.site.languages:
-            return asked
-        return negotiate(
-            request.headers.get("accept-language", ""), self.site.languages, self.site.default_language
-        )
-
-    def csrf_ok(self, request: Request, form: Any) -> bool:
-        cookie = request.cookies.get(CSRF_COOKIE, "")
-        fields = self.signer.read("csrf", str(form.get("csrf", "")))
-        return bool(cookie) and fields == [cookie]
-
-    def client_ip(self, request: Request) -> str:
-        host = request.client.host if request.client else ""
-        return anonymize(host, self.site.settings["ip_privacy"], self.ip_key)
-
-    def _recipient(self, r: str) -> Any | None:
-        """The subscriber behind a recipient token (None when unknown or forgotten)."""
-        send_id = read_recipient(self.signer, r)
-        if send_id is None:
-            return None
-        with self.site.store.read() as conn:
-            return conn.execute(
-                select(subscribers)
-                .join(sends, sends.c.subscriber_id == subscribers.c.id)
-                .where(sends.c.id == send_id)
-            ).first()
-
-    def language_names(self) -> list[tuple[str, str]]:
-        """Each site language named in itself (a reader looks for their own language by its own name)."""
-        return [
-            (code, Locale.parse(code.replace("-", "_")).get_display_name(code.replace("-", "_")) or code)
-            for code in self.site.languages
-        ]
-
     async def unsubscribe(self, request: Request) -> Response:
         r = request.path_params["r"]
-        person = await run_in_threadpool(self._recipient, r)
+        person = await run_in_threadpool(self.recipient, r)
         if person is None:
             return self.not_found(request)
         lang = self.language(request, person.language)
@@ -307,33 +227,19 @@ class Public:
         )
 
     async def preferences(self, request: Request) -> Response:
-        from newsletter.web.pages import apply_preferences, show_preferences
-
         r = request.path_params["r"]
-        person = await run_in_threadpool(self._recipient, r)
+        person = await run_in_threadpool(self.recipient, r)
         if person is None:
             return self.not_found(request)
         if request.method == "GET":
-            return await show_preferences(self, request, r, person)
-        return await apply_preferences(self, request, r, person)
+            return await pages.show_preferences(self, request, r, person)
+        return await pages.apply_preferences(self, request, r, person)
 
     async def subscribe(self, request: Request) -> Response:
-        from newsletter.web.pages import subscribe
-
-        return await subscribe(self, request)
+        return await pages.subscribe(self, request)
 
     async def confirm(self, request: Request) -> Response:
-        from newsletter.web.pages import confirm
-
-        return await confirm(self, request)
-
-    def allow(self, request: Request) -> bool:
-        """The per-IP rate limit of subscribe posts (a sliding hour), kept in the store so that it holds
-        across instances; the IP is kept only as a keyed hash, and only for that hour."""
-        host = request.client.host if request.client else ""
-        key = "subscribe-ip:" + anonymize(host, "hash", self.ip_key)
-        limit = int(self.site.settings["subscribe_rate_limit"])
-        return ratelimit.take(self.site.store, key, limit, timedelta(hours=1), now_utc())
+        return await pages.confirm(self, request)
 
     async def view(self, request: Request) -> Response:
         fields = self.signer.read("view", request.path_params["token"])
