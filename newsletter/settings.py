@@ -28,6 +28,7 @@ class Setting:
     help: str
     kind: Callable[[str], Any] = str
     secret: bool = False
+    choices: tuple[str, ...] = ()  # the values allowed, when only some are
 
     @property
     def env(self) -> str:
@@ -86,8 +87,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "transport",
         "auto",
-        "auto (SendGrid if its key is set, else SMTP if its host is set, else the outbox), sendgrid, smtp "
-        "or outbox.",
+        "auto (SendGrid if its key is set, else SMTP if its host is set, else the outbox), sendgrid, smtp, "
+        "outbox, or memory (kept in the process: tests and trying a site out).",
+        choices=("auto", "sendgrid", "smtp", "outbox", "memory"),
     ),
     Setting("outbox_dir", "outbox", "Folder the outbox transport writes .eml files into (relative to site)."),
     Setting("rate_per_second", 0.0, "Most messages per second per transport (0: no limit).", float),
@@ -109,6 +111,7 @@ SETTINGS: tuple[Setting, ...] = (
         "ip_privacy",
         "truncate",
         "How tracking stores client IPs: truncate (/24 and /48), hash, or none (store nothing).",
+        choices=("truncate", "hash", "none"),
     ),
     Setting(
         "track_individual",
@@ -127,6 +130,7 @@ SETTINGS: tuple[Setting, ...] = (
         "process",
         "Where open and click hits are stored: process (a writer process beside the web worker, so "
         "tracking never competes with answering) or thread (inside the web process).",
+        choices=("process", "thread"),
     ),
     Setting("soft_bounce_limit", 3, "Soft bounces after which an address is treated as bounced.", int),
     Setting("subscribe_rate_limit", 10, "Most subscribe form posts per client IP per hour.", int),
@@ -194,6 +198,9 @@ class Settings(Mapping[str, Any]):
 
 
 def _coerce(setting: Setting, raw: Any, where: str) -> Any:
+    if setting.choices and str(raw) not in setting.choices:
+        allowed = ", ".join(setting.choices)
+        raise ConfigError(f"{where}: setting {setting.name!r}: expected one of {allowed}; got {raw!r}")
     if setting.kind is str:
         return str(raw)
     if isinstance(raw, bool) and setting.kind is _bool:
@@ -234,14 +241,6 @@ def load_settings(site_dir: Path, environ: Mapping[str, str] | None = None) -> S
         if s.env in environ:
             values[s.name] = _coerce(s, environ[s.env], f"environment {s.env}")
             sources[s.name] = "env"
-    if values["ip_privacy"] not in {"truncate", "hash", "none"}:
-        raise ConfigError(
-            f"setting ip_privacy: expected truncate, hash or none; got {values['ip_privacy']!r}"
-        )
-    if values["transport"] not in {"auto", "sendgrid", "smtp", "outbox"}:
-        raise ConfigError(
-            f"setting transport: expected auto, sendgrid, smtp or outbox; got {values['transport']!r}"
-        )
     values["database_url"] = _resolve_sqlite_path(values["database_url"], site_dir)
     if not values["secret_key"]:
         values["secret_key"] = _site_secret(site_dir)

@@ -291,7 +291,7 @@ def test_kill_9_mid_import_leaves_the_store_as_it_was(site, site_dir, site_env, 
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None and not _import_is_writing(site):
         time.sleep(0.05)
-    time.sleep(0.3)
+    assert proc.poll() is None and _import_is_writing(site), "the import never got to writing"
     proc.send_signal(signal.SIGKILL)
     _, stderr = proc.communicate()
     assert proc.returncode == -signal.SIGKILL, stderr.decode()

@@ -52,7 +52,10 @@ def test_local_file_overrides_site_file_and_secret_is_generated_once(tmp_path):
         ("colour = 1\n", {}, "unknown setting 'colour'"),
         ("port = 'eighty'\n", {}, "setting 'port'"),
         ("", {"NEWSLETTER_SMTP_STARTTLS": "maybe"}, "NEWSLETTER_SMTP_STARTTLS"),
-        ("", {"NEWSLETTER_IP_PRIVACY": "all"}, "truncate, hash or none"),
+        ("", {"NEWSLETTER_IP_PRIVACY": "all"}, "environment NEWSLETTER_IP_PRIVACY: setting 'ip_privacy'"),
+        ("", {"NEWSLETTER_IP_PRIVACY": "all"}, "expected one of truncate, hash, none; got 'all'"),
+        ("transport = 'pigeon'\n", {}, "newsletter.toml: setting 'transport': expected one of auto,"),
+        ("hit_writer = 'fork'\n", {}, "setting 'hit_writer': expected one of process, thread"),
         ("port = \n", {}, "invalid TOML"),
     ],
 )
@@ -60,6 +63,14 @@ def test_bad_settings_say_what_to_fix(tmp_path, content, environ, expected):
     (tmp_path / "newsletter.toml").write_text(content)
     with pytest.raises(ConfigError, match=re.escape(expected)):
         load_settings(tmp_path, environ=environ)
+
+
+def test_choices_are_declared_with_their_setting():
+    from newsletter.settings import SETTINGS
+
+    declared = {s.name: s.choices for s in SETTINGS if s.choices}
+    assert declared["transport"] == ("auto", "sendgrid", "smtp", "outbox", "memory")
+    assert set(declared) == {"transport", "ip_privacy", "hit_writer"}
 
 
 def test_config_command_masks_secrets(site_dir):

@@ -151,6 +151,16 @@ def feed_overview(conn: Connection, declared: Sequence[FeedConfig]) -> list[dict
     return overview
 
 
+def stored_feeds(conn: Connection) -> list[Any]:
+    """Every stored feed row, by name."""
+    return list(conn.execute(select(feeds).order_by(feeds.c.name)).all())
+
+
+def failing_feeds(conn: Connection) -> list[Any]:
+    """Stored feeds that are disabled or whose latest pull failed (`_status` "disabled" or "error")."""
+    return [row for row in stored_feeds(conn) if _status(row) in ("disabled", "error")]
+
+
 def _status(row: Any) -> str:
     if row is None or (row.last_success_at is None and row.last_error_at is None):
         return "never pulled"

@@ -9,13 +9,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from newsletter.report.figures import occurrence_dict, sends_by
-from newsletter.report.rollup import SIGN_ON
+from newsletter.report.rollup import SIGN_ON, refresh
 from newsletter.store import Store
 from newsletter.store.tables import occurrences, report_counts
 
 
 def compare(store: Store, since: datetime | None = None) -> dict[str, Any]:
     """Sign-on click-throughs (unique, human) per occurrence and language, and per day and language."""
+    refresh(store)
     c = report_counts.c
     scope = f"b:{SIGN_ON}"
     with store.read() as conn:

@@ -2,7 +2,7 @@
 
 "Human" figures leave out machine opens (Apple Mail Privacy Protection, SendGrid's sg_machine_open)
 and suspected bot clicks; both counts are always given. Unique figures count each recipient once.
-Callers refresh the rollups first (`report.rollup.refresh`), the pages and the CLI do.
+Each read refreshes the rollups first (`report.rollup.refresh`): callers just ask.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Connection
 
 from newsletter.errors import InputError
-from newsletter.report.rollup import SIGN_ON
+from newsletter.report.rollup import SIGN_ON, refresh
 from newsletter.store import Store
 from newsletter.store.tables import links, occurrences, report_counts, report_sends, sends
 
@@ -197,18 +197,14 @@ def _sum_rows(conn: Connection, ids: list[int], *group: Any) -> list[Any]:
 
 
 def sends_by(store: Store, ids: list[int]) -> list[tuple[int, str, str, int]]:
-    """Ledger rows per (occurrence, language, status); finished occurrences counted once and kept."""
+    """Ledger rows per (occurrence, language, status): kept counts of finished occurrences (see
+    rollup.keep_finished_sends), live counts of the others. Reads only."""
     if not ids:
         return []
     r = report_sends.c
     with store.read() as conn:
-        finished = set(
-            conn.scalars(
-                select(occurrences.c.id).where(occurrences.c.id.in_(ids), occurrences.c.status == "sent")
-            )
-        )
         kept = conn.execute(
-            select(r.occurrence_id, r.language, r.status, r.n).where(r.occurrence_id.in_(finished))
+            select(r.occurrence_id, r.language, r.status, r.n).where(r.occurrence_id.in_(ids))
         )
         out = [(int(o), lang, status, int(n)) for o, lang, status, n in kept]
         known = {row[0] for row in out}
@@ -217,22 +213,12 @@ def sends_by(store: Store, ids: list[int]) -> list[tuple[int, str, str, int]]:
             .where(sends.c.occurrence_id.in_([i for i in ids if i not in known]))
             .group_by(sends.c.occurrence_id, sends.c.language, sends.c.status)
         ).all()
-    counted = [(int(o), lang, status, int(n)) for o, lang, status, n in live]
-    to_keep = [row for row in counted if row[0] in finished]
-    if to_keep:
-        with store.write() as conn:
-            done = set(conn.scalars(select(r.occurrence_id).distinct().where(r.occurrence_id.in_(finished))))
-            rows = [
-                dict(zip(("occurrence_id", "language", "status", "n"), row, strict=True)) for row in to_keep
-            ]
-            rows = [row for row in rows if row["occurrence_id"] not in done]  # another view got there first
-            if rows:
-                conn.execute(report_sends.insert(), rows)
-    return out + counted
+    return out + [(int(o), lang, status, int(n)) for o, lang, status, n in live]
 
 
 def campaign_report(store: Store, ids: list[int]) -> CampaignReport:
     """The figures of the occurrences `ids` taken together (one campaign, or one occurrence)."""
+    refresh(store)
     c = report_counts.c
     with store.read() as conn:
         occ_rows = conn.execute(
@@ -311,6 +297,7 @@ def _timeline(rows: list[Any], start: datetime | None) -> list[dict[str, Any]]:
 
 def recent(store: Store, limit: int = 10) -> list[dict[str, Any]]:
     """The latest occurrences that sent something, newest first, with their key figures."""
+    refresh(store)
     c = report_counts.c
     with store.read() as conn:
         occ_rows = conn.execute(

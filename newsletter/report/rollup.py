@@ -1,9 +1,11 @@
-"""Fold new tracking events into the report rollups (`report_counts`, `report_seen`).
+"""Fold new tracking events into the report rollups (`report_counts`, `report_seen`, `report_sends`).
 
 Events are append-only, so the rollups follow them with a watermark: each refresh reads only the
 events after `report_watermark.last_event_id`, in set-based INSERT ... SELECT statements, and moves
-the watermark in the same transaction. A page that refreshes before reading therefore pays for the
-events since the last look, not for the million before it.
+the watermark in the same transaction. The report's reads (figures.py, compare.py) refresh first
+themselves, so each pays for the events since the last look, not for the million before it. The
+ledger counts of an occurrence that finished sending no longer change: they are kept once in
+`report_sends`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from sqlalchemy import (
     and_,
     case,
     cast,
+    exists,
     extract,
     false,
     func,
@@ -30,7 +33,15 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
 from newsletter.store import Store, now_utc
-from newsletter.store.tables import events, report_counts, report_seen, report_watermark
+from newsletter.store.tables import (
+    events,
+    occurrences,
+    report_counts,
+    report_seen,
+    report_sends,
+    report_watermark,
+    sends,
+)
 
 SIGN_ON = "declaration-sign-on"
 # One refresh folds at most this many events, so a page never waits for a long backlog; the
@@ -166,8 +177,35 @@ def watermark(conn: Connection) -> int:
     return int(conn.scalar(select(report_watermark.c.last_event_id).where(report_watermark.c.id == 1)) or 0)
 
 
+def _unkept(conn: Connection) -> list[int]:
+    """Occurrences that finished sending whose ledger counts are not kept yet."""
+    kept = exists().where(report_sends.c.occurrence_id == occurrences.c.id)
+    return list(conn.scalars(select(occurrences.c.id).where(occurrences.c.status == "sent", ~kept)))
+
+
+def keep_finished_sends(store: Store) -> int:
+    """Copy the ledger counts of occurrences that finished sending into `report_sends`, once."""
+    with store.read() as conn:
+        if not _unkept(conn):  # the common case: one indexed read, no write
+            return 0
+    with store.write() as conn:
+        ids = _unkept(conn)
+        counts = (
+            select(sends.c.occurrence_id, sends.c.language, sends.c.status, func.count())
+            .where(sends.c.occurrence_id.in_(ids))
+            .group_by(sends.c.occurrence_id, sends.c.language, sends.c.status)
+        )
+        columns = ["occurrence_id", "language", "status", "n"]
+        # DO NOTHING: another instance may keep the same occurrence at the same moment.
+        conn.execute(
+            _insert(store.dialect)(report_sends).from_select(columns, counts).on_conflict_do_nothing()
+        )
+    return len(ids)
+
+
 def refresh(store: Store, chunk: int = CHUNK) -> Refresh:
     """Fold the events after the watermark into the rollups, at most `chunk` events at a time."""
+    keep_finished_sends(store)
     with store.read() as conn:
         seen = watermark(conn)
         newest = int(conn.scalar(select(func.coalesce(func.max(events.c.id), 0))) or 0)

@@ -228,6 +228,18 @@ def get(store: Store, key_or_id: str | int) -> Row[Any]:
     return row
 
 
+def troubled(store: Store, since: datetime) -> list[Row[Any]]:
+    """Occurrences due since `since` that were missed or failed, newest first (what needs attention)."""
+    with store.read() as conn:
+        return list(
+            conn.execute(
+                select(occurrences)
+                .where(occurrences.c.status.in_(("missed", "failed")), occurrences.c.due_at >= since)
+                .order_by(occurrences.c.due_at.desc())
+            )
+        )
+
+
 def scheduled(store: Store) -> list[Row[Any]]:
     """Every occurrence waiting to fire, earliest first."""
     with store.read() as conn:

@@ -45,6 +45,10 @@ def get_transport(site: Any) -> Transport:
             starttls=s["smtp_starttls"],
             timeout=s["send_timeout"],
         )
+    if name == "memory":
+        from newsletter.send.transports.memory import MemoryTransport
+
+        return MemoryTransport()
     from newsletter.send.transports.outbox import OutboxTransport
 
     return OutboxTransport(site.outbox_dir)

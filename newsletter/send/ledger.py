@@ -496,12 +496,13 @@ def _close_doubted(conn: Connection, now: datetime, by: str) -> None:
 
 
 def list_in_doubt(store: Store) -> list[dict[str, Any]]:
-    """In-doubt batches for the dashboard and the CLI: id, occurrence, language, rows, error."""
+    """In-doubt batches for the dashboard and the CLI: id, occurrence, campaign, language, rows, error."""
     with store.read() as conn:
         rows = conn.execute(
             select(
                 send_batches.c.id,
                 send_batches.c.occurrence_id,
+                occurrences.c.campaign,
                 send_batches.c.language,
                 send_batches.c.transport,
                 send_batches.c.provider_id,
@@ -510,11 +511,45 @@ def list_in_doubt(store: Store) -> list[dict[str, Any]]:
                 func.count(sends.c.id).label("messages"),
             )
             .join(sends, sends.c.batch_id == send_batches.c.id)
+            .join(occurrences, occurrences.c.id == send_batches.c.occurrence_id)
             .where(sends.c.status == "in_doubt")
-            .group_by(send_batches.c.id)
+            .group_by(send_batches.c.id, occurrences.c.campaign)
             .order_by(send_batches.c.id)
         ).all()
     return [dict(r._mapping) for r in rows]
+
+
+DONE = ("sent", "failed", "suppressed")  # ledger rows that will not change any more
+
+
+def progress(store: Store) -> list[dict[str, Any]]:
+    """Occurrences being sent, earliest first, with their ledger rows by status and how far along."""
+    with store.read() as conn:
+        rows = conn.execute(
+            select(occurrences).where(occurrences.c.status == "sending").order_by(occurrences.c.due_at)
+        ).all()
+        counts = conn.execute(
+            select(sends.c.occurrence_id, sends.c.status, func.count())
+            .where(sends.c.occurrence_id.in_([r.id for r in rows]))
+            .group_by(sends.c.occurrence_id, sends.c.status)
+        ).all()
+    out = []
+    for row in rows:
+        by_status = {status: int(n) for occ, status, n in counts if occ == row.id}
+        total = sum(by_status.values())
+        done = sum(by_status.get(s, 0) for s in DONE)
+        out.append(
+            {
+                "id": row.id,
+                "campaign": row.campaign,
+                "due_at": row.due_at,
+                "statuses": by_status,
+                "total": total,
+                "done": done,
+                "progress": done / total if total else 0.0,
+            }
+        )
+    return out
 
 
 def counts(store: Store, occurrence_id: int) -> dict[str, int]:

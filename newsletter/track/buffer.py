@@ -14,7 +14,6 @@ import logging
 import threading
 from typing import Any
 
-from newsletter.errors import ConfigError
 from newsletter.store import Store
 from newsletter.track.hits import Hit, Memory, Policy, RawHit, write_hits
 from newsletter.track.links import LinkCache
@@ -41,8 +40,6 @@ class HitBuffer:
         max_batch: int = 5000,
         writer: str = "thread",
     ):
-        if writer not in ("thread", "process"):
-            raise ConfigError(f"setting hit_writer: expected thread or process; got {writer!r}")
         self.store = store
         self.memory = Memory(links_cache)
         self.policy = policy

@@ -21,8 +21,6 @@ def check_site(site: Site) -> CheckReport:
             webhook._public_key(key)
         except webhook.Refused as exc:
             report.errors.append(f"{exc.reason}; paste the base64 key SendGrid shows for the signed webhook")
-    if s["hit_writer"] not in ("thread", "process"):
-        report.errors.append(f"hit_writer: expected thread or process; got {s['hit_writer']!r}")
     for name in ("webhook_max_age", "webhook_max_bytes", "confirm_max_age"):
         if int(s[name]) <= 0:
             report.errors.append(f"{name}: must be positive; got {s[name]}")

@@ -40,7 +40,8 @@ class BatchResult:
     """What a transport reports for a batch it handed over."""
 
     provider_id: str | None = None  # SendGrid's X-Message-Id for the request
-    message_ids: dict[int, str] = field(default_factory=dict)  # send id -> message id
+    # send id -> message id ("" when the provider names none, as a SendGrid stand-in may not)
+    message_ids: dict[int, str] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)  # send id -> why this recipient was refused
 
 
@@ -53,7 +54,11 @@ class Transport(Protocol):
     batch_size: int
 
     def send_batch(self, prepared: Any, recipients: Sequence[Any]) -> BatchResult:
-        """Hand `prepared` over for `recipients` (newsletter.render.Recipient); raise a SendError."""
+        """Hand `prepared` over for `recipients` (render.message.Recipient); raise a SendError.
+
+        Every send id is answered once, in `message_ids` or `failed`; an empty batch does nothing.
+        `tests/test_transport_contract.py` holds every transport to this.
+        """
         ...
 
     def close(self) -> None: ...

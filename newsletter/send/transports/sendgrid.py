@@ -147,6 +147,8 @@ class SendGridTransport:
         self.requests = 0  # requests made, retries included (the benchmark counts them)
 
     def send_batch(self, prepared: Any, recipients: Sequence[Any]) -> BatchResult:
+        if not recipients:
+            return BatchResult()  # nothing to hand over: no request (the contract of every transport)
         body = build_request(prepared, recipients, (str(prepared.campaign_id), *self.categories))
         message_id = self.post(body)
         return BatchResult(

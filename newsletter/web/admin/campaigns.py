@@ -17,7 +17,6 @@ from newsletter.web.admin.render import render
 def _report(request: Request) -> figures.CampaignReport | None:
     """One occurrence (`/campaigns/ID`) or every occurrence of a campaign (`/campaign/NAME`)."""
     store = site_of(request).store
-    rollup.refresh(store)
     if "occurrence_id" in request.path_params:
         ids = [int(request.path_params["occurrence_id"])]
     else:
@@ -70,6 +69,5 @@ def _csv(rows: object, filename: str) -> Response:
 @guard()
 def compare(request: Request, _form: FormData | None) -> Response:
     store = site_of(request).store
-    rollup.refresh(store)
     data = comparison.compare(store)
     return render(request, "compare.html", {"data": data, "sign_on_label": rollup.SIGN_ON})
