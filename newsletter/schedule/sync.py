@@ -44,7 +44,7 @@ def plan_for_site(
         days=days,
         fallback=site.fallback_chain,
     )
-    stored = stored_by_key(site.store, since=now - timedelta(days=7), until=now + timedelta(days=days))
+    stored = stored_by_key(site.store, since=now - LOOKBACK, until=now + timedelta(days=days))
     merged = []
     for send in planned:
         row = stored.pop(send.key, None)
