@@ -125,17 +125,7 @@ def prepare_campaign(
 ) -> tuple[Prepared, Assembly]:
     """Campaign `name` in `language` as it would go out now, links untracked (no occurrence)."""
     found = assemble(site, schedules, name, language, now, event_id=event_id, samples=samples)
-    options = {"campaign_id": name, **found.options}
-    prepared = prepare(
-        site,
-        template=found.template,
-        language=language,
-        context=found.context,
-        now=now,
-        strict=strict,
-        **options,
-    )
-    return prepared, found
+    return _prepare(site, found, language, now, strict=strict), found
 
 
 def prepare_occurrence(
@@ -155,16 +145,15 @@ def prepare_occurrence(
     found = assemble(
         site, schedules, row.campaign, language, row.due_at, event_id=row.event_id, session_id=row.session
     )
-    prepared = prepare(
-        site,
-        template=found.template,
-        language=language,
-        context=found.context,
-        now=now,
-        occurrence_id=occurrence_id,
-        **found.options,
-    )
+    prepared = _prepare(site, found, language, now, occurrence_id=occurrence_id)
     return tracked(site.store, prepared, now) if campaign.track else prepared
+
+
+def _prepare(site: Site, found: Assembly, language: str, now: datetime, **extra: Any) -> Prepared:
+    options = {"campaign_id": found.template, **found.options, **extra}
+    return prepare(
+        site, template=found.template, language=language, context=found.context, now=now, **options
+    )
 
 
 def tracked(store: Any, prepared: Prepared, now: datetime) -> Prepared:
