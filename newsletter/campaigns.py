@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, time, timedelta
 from typing import Literal, Protocol
 
+from newsletter.campaign_content import Content
 from newsletter.errors import ConfigError
 
 TriggerKind = Literal["before", "after", "every", "at"]
@@ -102,6 +103,7 @@ class Campaign:
     track: bool = True  # rewrite links to signed tracking links
     utm: bool = True
     categories: tuple[str, ...] = ()  # feed item categories for digests (empty: all)
+    content: Content | None = None  # a composed campaign's texts per language (content/<name>/*.md)
     where: str = ""  # file:line:column of its entry in schedules.yaml
 
 

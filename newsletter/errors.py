@@ -5,6 +5,7 @@ NewsletterError
 │   ├── SourceError      an error located at file:line:column
 │   └── ScheduleError    schedules.yaml is invalid: every problem, each a SourceError
 ├── InputError           a CSV row, an address, a language given on the command line
+│   └── Conflict         an edit based on a version someone else replaced (composed campaigns)
 ├── StoreError           the database (migrations, locks)
 ├── FeedError            fetching or parsing a feed
 ├── RenderError          Jinja, MJML, catalogs
@@ -104,3 +105,7 @@ class Refused(NewsletterError):
 
 class Unavailable(NewsletterError):
     """A stage a dashboard page needs could not answer; the message says which and why."""
+
+
+class Conflict(InputError):
+    """An edit was based on a version someone else has replaced since; nothing was written."""

@@ -67,6 +67,10 @@ class Site:
         return self.root / "lists"
 
     @property
+    def content_dir(self) -> Path:
+        return self.root / "content"
+
+    @property
     def schedules_file(self) -> Path:
         return self.root / "schedules.yaml"
 

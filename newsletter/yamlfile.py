@@ -86,5 +86,7 @@ def load_yaml(path: Path | str, text: str | None = None) -> Any:
         col = mark.column + 1 if mark else None
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
         raise SourceError(path, line, col, f"invalid YAML: {problem}") from None
+    except yaml.YAMLError as exc:  # ReaderError: a control character, reported without a mark
+        raise SourceError(path, None, None, f"invalid YAML: {exc}") from None
     finally:
         loader.dispose()

@@ -27,7 +27,7 @@ pytest_plugins = [
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("NEWSLETTER_TEST_POSTGRES_URL", "")
-SITE_PARTS = ("newsletter.toml", "lists", "templates", "schedules.yaml", "feeds")
+SITE_PARTS = ("newsletter.toml", "lists", "templates", "schedules.yaml", "feeds", "content")
 
 
 def backends() -> list[str]:

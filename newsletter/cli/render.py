@@ -39,11 +39,18 @@ def preview(
     files = write_previews(loaded, load_schedules(loaded), campaign, languages, out, datetime.now(UTC))
     if as_json:
         print_json(
-            [{"language": f.language, "data": f.data, "files": [str(p) for p in f.paths]} for f in files]
+            [
+                {"language": f.language, "data": f.data, "translation": f.translation or None}
+                | {"files": [str(p) for p in f.paths]}
+                for f in files
+            ]
         )
         return
     for f in files:
-        console.print(f"{f.language}: {', '.join(str(p) for p in f.paths)} ({f.data} data)", highlight=False)
+        status = f", text {f.translation}" if f.translation else ""
+        console.print(
+            f"{f.language}: {', '.join(str(p) for p in f.paths)} ({f.data} data{status})", highlight=False
+        )
 
 
 @i18n_app.command("extract")

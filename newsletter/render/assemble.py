@@ -107,6 +107,7 @@ def assemble(
         "preheader": campaign.preheader.get(language),
         "utm": campaign.utm,
         "missing_translation": campaign.missing_translation,
+        "content": campaign.content,
         **fields,
     }
     return Assembly(campaign.template, found, campaign, options, data)
@@ -122,10 +123,16 @@ def prepare_campaign(
     event_id: str | None = None,
     samples: bool = False,
     strict: bool = False,
+    missing_translation: str | None = None,
 ) -> tuple[Prepared, Assembly]:
-    """Campaign `name` in `language` as it would go out now, links untracked (no occurrence)."""
+    """Campaign `name` in `language` as it would go out now, links untracked (no occurrence).
+
+    `missing_translation` overrides the campaign's (previews show what a fallback reader gets)."""
     found = assemble(site, schedules, name, language, now, event_id=event_id, samples=samples)
-    return _prepare(site, found, language, now, strict=strict), found
+    extra: dict[str, Any] = {"strict": strict}
+    if missing_translation is not None:
+        extra["missing_translation"] = missing_translation
+    return _prepare(site, found, language, now, **extra), found
 
 
 def prepare_occurrence(

@@ -8,6 +8,8 @@ is missing or older than its `.po`, so an edited translation shows up on the nex
 from __future__ import annotations
 
 import io
+import os
+import threading
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -71,7 +73,10 @@ def load_translations(templates_dir: Path, language: str) -> NullTranslations:
         buffer = io.BytesIO()
         write_mo(buffer, catalog)  # fuzzy entries are left out, as msgfmt does
         try:
-            mo.write_bytes(buffer.getvalue())
+            # A temp file renamed into place: a render in another thread never reads half a .mo.
+            tmp = mo.with_name(f".{mo.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+            tmp.write_bytes(buffer.getvalue())
+            os.replace(tmp, mo)
         except OSError:
             pass  # a read-only site still renders from the catalog in memory
         buffer.seek(0)

@@ -16,17 +16,19 @@ from typing import Any
 from markupsafe import Markup
 
 from newsletter import urls
+from newsletter.campaign_content import Content, Text
 from newsletter.errors import RenderError
 from newsletter.render import catalogs, content, formatting, samples
 from newsletter.render.environment import language_environment, load_template, render_block, render_error
 from newsletter.render.links import LinkHelper, collect_links, retarget_links, rewrite_links
+from newsletter.render.markdown import render_body
 from newsletter.render.message import NAME, Prepared, time_placeholder
 from newsletter.render.mjml import compile_mjml, lint_files, referenced_files
 from newsletter.render.text import html_to_text
 from newsletter.site import Site, pick_language
 from newsletter.tokens import Signer
 
-DEFAULTS: dict[str, Any] = {"deadline": None, "sign_on_url": "", "confirm_url": ""}
+DEFAULTS: dict[str, Any] = {"deadline": None, "sign_on_url": "", "confirm_url": "", "content": ""}
 
 
 def resolve_language(site: Site, subscriber_language: str, campaign_languages: Sequence[str]) -> str:
@@ -71,11 +73,14 @@ def prepare(
     list_name: str = "",
     list_slug: str = "",
     missing_translation: str = "fallback",
+    content: Content | None = None,
 ) -> Prepared:
     """Render `template` in `language` once, ready for `Prepared.mime(recipient)`.
 
     UTM parameters are added when `utm`; links stay untracked (see `track()`). With
     `missing_translation="block"`, a string the language's catalog lacks raises a RenderError.
+    A composed campaign's `content` gives the body (`{{ content }}`), subject and preheader of the
+    language; with "block", a language whose text is missing or outdated raises a RenderError.
     """
     check_language(site, language)
     templates_dir = site.templates_dir
@@ -87,6 +92,14 @@ def prepare(
     env, translations = language_env.env, language_env.translations
     helper = LinkHelper(campaign_id, language, base_url, utm)
     times: list[tuple[datetime, str]] = []
+    if content is not None:
+        composed = composed_text(content, language, chain, missing_translation, campaign_id)
+        body = render_body(composed.body)
+        for url, label in body.links:
+            helper(url, label)
+        context = {**context, "content": body.mjml}
+        subject = subject or composed.subject
+        preheader = preheader or composed.preheader
 
     def local(style: str) -> Any:
         def placeholder(value: datetime) -> Markup:
@@ -186,6 +199,31 @@ def track(prepared: Prepared, ids: dict[str, int]) -> Prepared:
         text=html_to_text(html),
         links=[(ids[url], url, label) for _, url, label in prepared.links],
     )
+
+
+def composed_text(
+    content: Content, language: str, chain: Sequence[str], missing_translation: str, campaign_id: str
+) -> Text:
+    """The text of `language` (or, with "fallback", of the next language of its chain that has one)."""
+    status = content.status(language)
+    if missing_translation == "block" and status in ("missing", "outdated"):
+        source = content.texts.get(content.source)
+        if status == "missing":
+            why = f"there is no {language} text (content/{content.name}/{language}.md)"
+        else:
+            found = content.texts[language]
+            why = (
+                f"{found.where} was translated from another version of the {content.source} text "
+                f"(source_hash {found.source_hash or 'none'}, now {source.hash if source else '?'})"
+            )
+        raise RenderError(
+            f"campaign {campaign_id!r} blocks on missing translations: language {language!r} is {status}: "
+            f"{why}; translate it (newsletter content stamp) or set missing_translation: fallback"
+        )
+    text = content.pick(chain)
+    if text is None:
+        raise RenderError(f"campaign {campaign_id!r}: content {content.name!r} has no text at all")
+    return text
 
 
 def _host(base_url: str) -> str:

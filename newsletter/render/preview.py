@@ -29,6 +29,7 @@ class PreviewFile:
     template: str
     data: str  # "real" or "sample"
     paths: list[Path]
+    translation: str = ""  # a composed campaign's text: source, translated, outdated or missing
 
 
 def sample_recipient(language: str) -> Recipient:
@@ -63,9 +64,13 @@ def preview(
     out_dir.mkdir(parents=True, exist_ok=True)
     written = []
     for language in languages:
-        prepared, found = prepare_campaign(site, schedules, name, language, now, samples=True, strict=True)
+        # A preview shows an outdated or missing text as its readers would get it by fallback, and says so.
+        prepared, found = prepare_campaign(
+            site, schedules, name, language, now, samples=True, strict=True, missing_translation="fallback"
+        )
         paths = _write(prepared, out_dir / f"{name}.{language}")
-        written.append(PreviewFile(language, found.template, found.data, paths))
+        status = campaign.content.status(language) if campaign is not None and campaign.content else ""
+        written.append(PreviewFile(language, found.template, found.data, paths, status))
     return written
 
 

@@ -46,6 +46,48 @@ def warnings_for(schedules: Schedules) -> list[str]:
     return out
 
 
+def content_problems(schedules: Schedules) -> tuple[list[str], list[str]]:
+    """(errors, warnings) of composed campaigns: empty bodies; missing or outdated translations."""
+    from newsletter.render.markdown import render_body
+
+    errors, warnings = [], []
+    for campaign in schedules.campaigns.values():
+        content = campaign.content
+        if content is None:
+            continue
+        for text in content.texts.values():
+            if render_body(text.body).empty:
+                errors.append(f"{text.where}: the body renders to nothing: write the message below the '---'")
+        for language, status in content.statuses(campaign.languages).items():
+            if status not in ("missing", "outdated"):
+                continue
+            what = (
+                f"has no {language} text (content/{content.name}/{language}.md)"
+                if status == "missing"
+                else f"{language} text is outdated: {content.texts[language].where} was translated from "
+                f"another version of {content.source}.md (newsletter content stamp {campaign.id} "
+                f"--lang {language} once it is updated)"
+            )
+            effect = (
+                f"it will not be sent in {language} (missing_translation: block)"
+                if campaign.missing_translation == "block"
+                else "its readers get a fallback"
+                if status == "missing"
+                else "it is sent as it is"
+            )
+            warnings.append(f"{campaign.where}: campaign {campaign.id} {what}; {effect}")
+    return errors, warnings
+
+
+def translation_table(schedules: Schedules, languages: list[str]) -> tuple[str, list[str], list[list[str]]]:
+    rows = [
+        [c.id, *(c.content.status(lang) if lang in c.languages else "-" for lang in languages)]
+        for c in schedules.campaigns.values()
+        if c.content is not None
+    ]
+    return ("composed campaigns: text per language", ["campaign", *languages], rows)
+
+
 def check_site(site: Site, now: datetime | None = None) -> CheckReport:
     """Every problem in schedules.yaml, each at file:line:column."""
     report = CheckReport("schedules")
@@ -56,6 +98,11 @@ def check_site(site: Site, now: datetime | None = None) -> CheckReport:
         return report
     report.errors.extend(timing_errors(schedules, now or now_utc()))
     report.warnings.extend(warnings_for(schedules))
+    errors, warnings = content_problems(schedules)
+    report.errors.extend(errors)
+    report.warnings.extend(warnings)
+    if any(c.content is not None for c in schedules.campaigns.values()):
+        report.tables.append(translation_table(schedules, list(site.languages)))
     report.tables.append(
         (
             "campaigns",

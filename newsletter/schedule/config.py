@@ -13,6 +13,7 @@ from datetime import timedelta
 from typing import Any, TypeVar
 
 from newsletter.audience.regions import REGIONS
+from newsletter.campaign_content import Content, read_content
 from newsletter.campaigns import Audience, Campaign, Event, Schedules, Session, Trigger
 from newsletter.errors import ConfigError, ScheduleError, SourceError
 from newsletter.schedule.times import parse_duration, parse_every, parse_hhmm, parse_local, zone
@@ -28,7 +29,7 @@ EVENT_KEYS |= {"sessions", "cancelled"}
 SESSION_KEYS = {"id", "language", "start", "end", "timezone", "join_url", "registration_url", "title"}
 CAMPAIGN_KEYS = {"id", "template", "audience", "languages", "subject", "preheader", "trigger"}
 CAMPAIGN_KEYS |= {"local_time", "quiet_hours", "late_by", "missing_translation", "track", "utm"}
-CAMPAIGN_KEYS |= {"categories"}
+CAMPAIGN_KEYS |= {"categories", "content"}
 AUDIENCE_KEYS = {"lists", "languages", "countries", "regions", "attributes"}
 TRIGGER_KEYS = {"before", "after", "event", "per_session", "every", "at", "timezone"}
 TRIGGER_KEYS |= {"only_if_new_items", "max_items"}
@@ -41,6 +42,7 @@ class _Parser:
         self.site = site
         self.path = path
         self.errors: list[SourceError] = []
+        self.contents: dict[str, Content] = {}  # texts that do not come from content/ (the store's)
 
     def fail(self, node: Located, key: str | None, message: str) -> None:
         self.errors.append(node.error(key, message))
@@ -240,7 +242,10 @@ class _Parser:
         self.mapping(node, node, "campaigns", CAMPAIGN_KEYS)
         ident = self.ident(node, "campaign")
         template = None
-        if self.required(node, "template", f"one of {', '.join(ctx.templates) or 'templates/*.mjml'}"):
+        content = self.content(node) if "content" in node else None
+        if content is not None and "template" not in node and "message" in ctx.templates:
+            template = "message"
+        elif self.required(node, "template", f"one of {', '.join(ctx.templates) or 'templates/*.mjml'}"):
             template = str(node["template"])
             if template not in ctx.templates:
                 known = ", ".join(ctx.templates) or "none yet"
@@ -282,8 +287,36 @@ class _Parser:
             track=self.flag(node, "track", True),
             utm=self.flag(node, "utm", True),
             categories=self.strings(node, "categories"),
+            content=content,
             where=self.where(node),
         )
+
+    def content(self, node: Located) -> Content | None:
+        """`content: NAME` -> the texts in content/NAME/<lang>.md, each file's errors reported."""
+        name = str(node["content"])
+        if name in self.contents:
+            return self.contents[name]
+        directory = self.site.content_dir / name
+        if not ID.match(name) or not directory.is_dir():
+            self.fail(node, "content", f"content {name!r}: no folder {directory} (one <lang>.md a language)")
+            return None
+        found, errors = read_content(directory, name, self.site.default_language)
+        self.errors.extend(errors)
+        for language, text in found.texts.items():
+            if language not in self.site.languages:
+                self.errors.append(
+                    SourceError(
+                        text.where,
+                        None,
+                        None,
+                        f"unknown language {language!r}; this site offers "
+                        f"{', '.join(self.site.languages)} (name files <lang>.md)",
+                    )
+                )
+        if found.source not in found.texts:
+            self.fail(node, "content", f"content {name!r}: no {found.source}.md (the source language's text)")
+            return None
+        return found
 
     def audience(self, parent: Located, ctx: _Context) -> Audience | None:
         node = self.mapping(parent["audience"], parent, "audience", AUDIENCE_KEYS)
@@ -419,6 +452,21 @@ def parse_schedules(site: Site, text: str | None = None) -> Schedules:
     return Schedules(events=events, campaigns=campaigns, source=str(path))
 
 
+def parse_entry(
+    site: Site, entry: dict[str, Any], events: dict[str, Event], content: Content, where: str
+) -> tuple[Campaign | None, list[SourceError]]:
+    """One campaign entry from elsewhere than schedules.yaml (the store), checked exactly like the file's."""
+    import yaml
+
+    data = load_yaml(where, yaml.safe_dump({"campaigns": [entry]}, allow_unicode=True, sort_keys=False))
+    parser = _Parser(site, where)
+    parser.contents[content.name] = content
+    ctx = _Context(events, site_lists(site), site_templates(site))
+    nodes = parser.items(data, "campaigns")
+    campaign = parser.campaign(nodes[0], ctx) if nodes else None
+    return (None if parser.errors else campaign), parser.errors
+
+
 def load_schedules(site: Site) -> Schedules:
     """The site's schedules.yaml as Schedules; ScheduleError (a ConfigError) lists every problem."""
     try:
@@ -441,8 +489,16 @@ class FileSource:
         return load_schedules(self.site)
 
     def stamp(self) -> object:
-        try:
-            st = self.site.schedules_file.stat()
-        except FileNotFoundError:
-            return None
-        return (st.st_mtime_ns, st.st_size)
+        """schedules.yaml's and every content/*/*.md file's mtime and size (texts are loaded with it)."""
+        paths = [self.site.schedules_file]
+        if self.site.content_dir.is_dir():
+            paths.extend(sorted(self.site.content_dir.glob("*/*.md")))
+        stamps: list[tuple[str, int, int] | None] = []
+        for path in paths:
+            try:
+                st = path.stat()
+            except FileNotFoundError:
+                stamps.append(None)
+                continue
+            stamps.append((str(path), st.st_mtime_ns, st.st_size))
+        return tuple(stamps)

@@ -14,13 +14,14 @@ from typing import Any
 from newsletter.campaigns import CampaignSource, Schedules, combine
 from newsletter.errors import ConfigError
 from newsletter.schedule.config import FileSource
+from newsletter.schedule.stored import StoreSource
 
 log = logging.getLogger("newsletter.schedule")
 
 
 def site_sources(site: Any) -> list[CampaignSource]:
     """The site's campaign sources, in the order their ids are claimed."""
-    return [FileSource(site)]
+    return [FileSource(site), StoreSource(site)]
 
 
 def load_schedules(site: Any) -> Schedules:

@@ -228,6 +228,34 @@ occurrences = Table(
 )
 Index("ix_occurrences_due", occurrences.c.status, occurrences.c.due_at)
 
+# ---------------------------------------------------------------- schedule: composed campaigns
+
+# One row per composed campaign: `revision` is its latest saved revision, the version every edit must
+# be based on (optimistic concurrency: a save based on an older revision is refused, never merged).
+composed_campaigns = Table(
+    "composed_campaigns",
+    metadata,
+    Column("id", String(100), primary_key=True),  # the campaign id, unique across file and store
+    Column("revision", Integer, nullable=False),
+    Column("created_at", utc(), nullable=False),
+    Column("created_by", String(320), nullable=False),
+)
+
+# Every save is a new revision, never an update: who, when, and the whole campaign as its
+# schedules.yaml entry plus the texts per language. `status` is draft, scheduled or unscheduled; the
+# live campaign is the latest revision that is not a draft, when it is scheduled.
+composed_revisions = Table(
+    "composed_revisions",
+    metadata,
+    Column("campaign", String(100), ForeignKey("composed_campaigns.id"), primary_key=True),
+    Column("revision", Integer, primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("entry", JSON, nullable=False),  # the schedules.yaml entry (id, template, audience, trigger...)
+    Column("texts", JSON, nullable=False),  # {lang: {subject, preheader, body, source, source_hash}}
+    Column("saved_at", utc(), nullable=False),
+    Column("saved_by", String(320), nullable=False),
+)
+
 # ---------------------------------------------------------------- send: the ledger
 
 # One row per occurrence being enqueued: the keyset cursor lets an interrupted enqueue resume, and
@@ -440,6 +468,8 @@ __all__ = [
     "items",
     "item_categories",
     "occurrences",
+    "composed_campaigns",
+    "composed_revisions",
     "send_plans",
     "send_batches",
     "sends",

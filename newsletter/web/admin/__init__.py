@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.site import Site
-from newsletter.web.admin import auth, campaigns, overview, people, schedule
+from newsletter.web.admin import auth, campaigns, compose, overview, people, schedule
 from newsletter.web.admin.session import Codec, SessionMiddleware
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "admin"
@@ -80,6 +80,13 @@ def build(site: Site) -> Starlette:
             Route("/test-send", schedule.test_send, methods=["POST"]),
             Route("/preview", schedule.preview),
             Route("/preview/{campaign:str}/{language:str}.html", schedule.preview_frame),
+            Route("/compose", compose.index),
+            Route("/compose/new", compose.new),
+            Route("/compose/save", compose.save, methods=["POST"]),
+            Route("/compose/preview", compose.preview, methods=["POST"]),
+            Route("/compose/audience", compose.audience),
+            Route("/compose/{campaign:str}", compose.edit),
+            Route("/compose/{campaign:str}/test", compose.test_send, methods=["POST"]),
             Route("/batches/{batch_id:int}/decide", overview.decide, methods=["POST"]),
             Route("/subscribers", people.subscribers),
             Route("/subscribers/unsubscribe", people.unsubscribe, methods=["POST"]),

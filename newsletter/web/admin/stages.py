@@ -25,6 +25,7 @@ from newsletter.render.message import Recipient
 from newsletter.render.preview import preview as write_preview
 from newsletter.schedule import occurrences as schedule_occurrences
 from newsletter.schedule.load import load_schedules
+from newsletter.schedule.stored import StoreSource
 from newsletter.schedule.sync import plan_for_site
 from newsletter.send import ledger
 from newsletter.send.engine import send_single
@@ -87,14 +88,17 @@ class Preview:
 
 
 def _stamp(site: Site) -> tuple[Any, ...]:
-    """What a rendering depends on besides its arguments: the templates and schedules.yaml, by content."""
+    """What a rendering depends on besides its arguments: templates, schedules.yaml, content/, by content."""
     paths = sorted(p for p in site.templates_dir.rglob("*") if p.is_file())
     if site.schedules_file.exists():
         paths.append(site.schedules_file)
+    if site.content_dir.is_dir():
+        paths.extend(sorted(site.content_dir.rglob("*.md")))
     digest = hashlib.sha256()
     for path in paths:
         digest.update(str(path.relative_to(site.root)).encode() + b"\0" + path.read_bytes() + b"\0")
-    return (digest.hexdigest(), site.languages, site.default_language)
+    composed = StoreSource(site).stamp()  # a composed campaign saved since
+    return (digest.hexdigest(), composed, site.languages, site.default_language)
 
 
 _previews: dict[tuple[Any, ...], Preview] = {}

@@ -29,6 +29,13 @@ def upgrade() -> None:
     with op.batch_alter_table('attempts', schema=None) as batch_op:
         batch_op.create_index('ix_attempts_key_expires', ['key', 'expires'], unique=False)
 
+    op.create_table('composed_campaigns',
+    sa.Column('id', sa.String(length=100), nullable=False),
+    sa.Column('revision', sa.Integer(), nullable=False),
+    sa.Column('created_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('created_by', sa.String(length=320), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_composed_campaigns'))
+    )
     op.create_table('events',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('kind', sa.String(length=24), nullable=False),
@@ -179,6 +186,17 @@ def upgrade() -> None:
     sa.Column('created_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email'))
+    )
+    op.create_table('composed_revisions',
+    sa.Column('campaign', sa.String(length=100), nullable=False),
+    sa.Column('revision', sa.Integer(), nullable=False),
+    sa.Column('status', sa.String(length=16), nullable=False),
+    sa.Column('entry', sa.JSON(), nullable=False),
+    sa.Column('texts', sa.JSON(), nullable=False),
+    sa.Column('saved_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('saved_by', sa.String(length=320), nullable=False),
+    sa.ForeignKeyConstraint(['campaign'], ['composed_campaigns.id'], name=op.f('fk_composed_revisions_campaign_composed_campaigns')),
+    sa.PrimaryKeyConstraint('campaign', 'revision', name=op.f('pk_composed_revisions'))
     )
     op.create_table('consents',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -361,6 +379,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_consents_subscriber')
 
     op.drop_table('consents')
+    op.drop_table('composed_revisions')
     op.drop_table('users')
     op.drop_table('suppressions')
     with op.batch_alter_table('subscribers', schema=None) as batch_op:
@@ -385,6 +404,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_events_occurrence_kind')
 
     op.drop_table('events')
+    op.drop_table('composed_campaigns')
     with op.batch_alter_table('attempts', schema=None) as batch_op:
         batch_op.drop_index('ix_attempts_key_expires')
 
