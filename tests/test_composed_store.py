@@ -270,3 +270,19 @@ def test_a_scheduled_composed_campaign_goes_through_plan_send_and_stats(
     )
     failed = CliRunner().invoke(app, ["plan", "--site", str(site.root)], env=site_env)
     assert failed.exit_code == 2 and "defined in both" in failed.output and "'zero-draft'" in failed.output
+
+
+def test_a_running_process_picks_up_a_save_and_content_edits(site: Any) -> None:
+    from newsletter.schedule.load import LiveSchedules
+
+    live = LiveSchedules(site)
+    assert "inputs-call" not in live.current.campaigns and not live.changed()
+    save(site, built(site, form()), 0, "scheduled")
+    assert live.changed() and live.refresh()
+    assert "inputs-call" in live.current.campaigns
+    # A content file edited on disk is picked up too (its text is loaded with the schedules).
+    en = site.root / "content/zero-draft/en.md"
+    en.write_text(en.read_text(encoding="utf-8") + "\nOne more line.\n", encoding="utf-8")
+    assert live.changed() and live.refresh()
+    content = live.current.campaigns["zero-draft"].content
+    assert content is not None and content.status("fr") == "outdated"
