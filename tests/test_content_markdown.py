@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from newsletter.campaign_content import Text, build_content, format_text, parse_text, stamp, text_hash
@@ -163,3 +164,36 @@ def test_status_follows_the_source_hash_and_round_trips_through_files() -> None:
     assert text_hash("a", "b", "c\r\n") == text_hash("a ", "b", "c")
     # A fallback reader of es gets the source; of fr, the translation.
     assert content.pick(["es", "en"]) == en and content.pick(["fr", "en"]) == fr
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.lists(
+        st.sampled_from(PIECES + ["\n\n", "# ", "> ", "1. ", "---\n", "```\n", "<hr>", "&amp;"]), max_size=60
+    ).map("".join)
+)
+def test_any_markdown_goes_through_mjml_into_a_message(site_dir: Any, source: str) -> None:
+    from datetime import UTC, datetime
+
+    from newsletter.campaign_content import build_content
+    from newsletter.errors import RenderError
+    from newsletter.render.prepare import prepare
+    from newsletter.site import Site
+
+    site = Site.load(site_dir, environ={"NEWSLETTER_DATABASE_URL": f"sqlite:///{site_dir}/h.db"})
+    content = build_content("h", [Text("en", "Subject", "", source)], "en")
+    try:
+        prepared = prepare(
+            site,
+            template="message",
+            language="en",
+            context={},
+            campaign_id="h",
+            now=datetime(2021, 4, 1, tzinfo=UTC),
+            content=content,
+        )
+    except RenderError:
+        return
+    finally:
+        site.close()
+    assert not hostile(prepared.html.split("<body", 1)[-1])
