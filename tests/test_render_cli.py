@@ -32,6 +32,7 @@ def test_check_passes_on_the_example_site(site_dir, render_env):
         "confirm",
         "digest",
         "event_reminder",
+        "message",
         "welcome",
     }
     assert all(cell == "ok" for row in grid["rows"] for cell in row[1:])

@@ -20,8 +20,10 @@ from newsletter.errors import InputError, RenderError
 from newsletter.render import content
 from newsletter.render.environment import template_names
 from newsletter.render.links import register_links
+from newsletter.render.markdown import render_body
 from newsletter.render.message import Prepared
 from newsletter.render.prepare import prepare, resolve_language, sample_context, track
+from newsletter.render.samples import SAMPLE_BODY
 from newsletter.site import Site
 from newsletter.store.tables import lists, occurrences
 
@@ -83,6 +85,7 @@ def assemble(
     base = sample_context(site, language, due_at) if samples else {}
     if campaign is None:
         if samples and name in template_names(site.templates_dir):
+            base["content"] = render_body(SAMPLE_BODY).mjml  # what `message` and `{{ content }}` show
             return Assembly(name, base, None, {"list_name": site.name}, data="sample")
         known = ", ".join(schedules.campaigns) or "none"
         raise InputError(f"no campaign {name!r} in {schedules.source}; campaigns: {known}")

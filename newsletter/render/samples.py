@@ -151,3 +151,11 @@ def sample_deadline() -> Event:
         timezone="America/New_York",
         url=f"{HUB}/declaration/sign-on",
     )
+
+
+# What a bare `message` template shows in previews: a composed campaign's body stands here.
+SAMPLE_BODY = """The text of a composed campaign goes here, written in Markdown per language
+(`content/<campaign>/<lang>.md`, or the dashboard's composer).
+
+[Endorse the declaration](https://hlm2021-hub.example.org/declaration/sign-on "declaration-sign-on"){.button}
+"""
