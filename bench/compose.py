@@ -23,8 +23,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.render import LANGUAGES, make_site  # noqa: E402
-from newsletter.render import prepare, sample_context  # noqa: E402
 from newsletter.render.markdown import render_body  # noqa: E402
+from newsletter.render.prepare import prepare, sample_context  # noqa: E402
 from newsletter.schedule.compose import Form  # noqa: E402
 from newsletter.schedule.config import load_schedules  # noqa: E402
 from newsletter.web.admin import composing  # noqa: E402

@@ -286,19 +286,22 @@ def composed_section(site: Site, digest: dict[str, Prepared], n: int) -> None:
         for _ in range(5):
             render_body.cache_clear()
             t = time.perf_counter()
-            composed[lang] = prepare(
-                site,
-                template=campaign.template,
-                language=lang,
-                context=sample_context(site, lang, NOW),
-                campaign_id=campaign.id,
-                now=NOW,
-                occurrence_id=occurrence,
-                store=site.store,
-                postal_address="123 Example Street",
-                list_slug="members",
-                content=campaign.content,
-                missing_translation=campaign.missing_translation,
+            composed[lang] = tracked(
+                site.store,
+                prepare(
+                    site,
+                    template=campaign.template,
+                    language=lang,
+                    context=sample_context(site, lang, NOW),
+                    campaign_id=campaign.id,
+                    now=NOW,
+                    occurrence_id=occurrence,
+                    postal_address="123 Example Street",
+                    list_slug="members",
+                    content=campaign.content,
+                    missing_translation=campaign.missing_translation,
+                ),
+                NOW,
             )
             prepare_times.append(time.perf_counter() - t)
         p = composed[lang]
