@@ -16,7 +16,7 @@ from typing import Literal, Protocol
 from newsletter.campaign_content import Content
 from newsletter.errors import ConfigError
 
-TriggerKind = Literal["before", "after", "every", "at"]
+TriggerKind = Literal["before", "after", "every", "at", "on_change"]
 
 
 @dataclass(frozen=True)
@@ -73,9 +73,20 @@ class Trigger:
         if self.kind in ("before", "after"):
             target = f"each session of {self.event}" if self.per_session else str(self.event)
             return f"{format_duration(self.offset or timedelta(0))} {self.kind} {target}"
+        if self.kind == "on_change":
+            target = f"each session of {self.event}" if self.per_session else str(self.event)
+            return f"when {target} moves after reminders went out"
         if self.kind == "every":
             return f"every {self.every}" + (" if there are new items" if self.only_if_new_items else "")
         return f"once at {self.at.isoformat() if self.at else '?'} {self.timezone}"
+
+
+@dataclass(frozen=True)
+class Activity:
+    """Tracked actions an audience field asks about: `clicked: {label: ..., campaigns: [...]}`."""
+
+    label: str = ""  # clicks only: the link label (empty: any link)
+    campaigns: tuple[str, ...] = ()  # empty: any campaign
 
 
 @dataclass(frozen=True)
@@ -85,6 +96,24 @@ class Audience:
     countries: tuple[str, ...] = ()  # ISO 3166 alpha-2
     regions: tuple[str, ...] = ()  # see newsletter.audience.regions
     attributes: dict[str, str] = field(default_factory=dict)  # equality on subscriber attributes
+    registered_for: tuple[str, ...] = ()  # "event" or "event/session": registered for any of them
+    not_registered_for: tuple[str, ...] = ()
+    # Set per occurrence of an `on_change` campaign: those sent a reminder of "event[/session]".
+    reminded_for: tuple[str, ...] = ()
+    moved_to: datetime | None = None  # ... by a reminder that announced another start than this one
+    # Behavioural segment (newsletter.audience.segments): each set field must hold.
+    clicked: Activity | None = None
+    not_clicked: Activity | None = None
+    opened: Activity | None = None
+    not_opened: Activity | None = None
+    converted: bool | None = None  # a sign-on reported by the form (a `conversion` event), or none
+    within: timedelta | None = None  # only actions this recent, counted back from the send
+    include_machine: bool = False  # count machine opens and suspected bot clicks as actions too
+
+    @property
+    def segmented(self) -> bool:
+        fields = (self.clicked, self.not_clicked, self.opened, self.not_opened, self.converted)
+        return any(v is not None for v in fields)
 
 
 @dataclass(frozen=True)
@@ -104,6 +133,7 @@ class Campaign:
     utm: bool = True
     categories: tuple[str, ...] = ()  # feed item categories for digests (empty: all)
     content: Content | None = None  # a composed campaign's texts per language (content/<name>/*.md)
+    attach_ics: bool = False  # attach the event's (session's) calendar file as text/calendar
     where: str = ""  # file:line:column of its entry in schedules.yaml
 
 

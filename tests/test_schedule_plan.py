@@ -43,7 +43,8 @@ def test_spring_2021_webinar_reminders_at_session_local_times(plain_site: Site) 
     digest = sends["weekly-digest/2021-04-05"]
     assert digest.due == datetime(2021, 4, 5, 8, 0, tzinfo=UTC) and digest.only_if_new_items
     every_key = [s for s in sends if s.startswith("webinar-april-")]
-    assert len(every_key) == 3 * 5 + 1  # 14d/1d/1h for five sessions, plus the EECA invitation
+    # 14d, the register nudge, 1d and 1h for five sessions, plus the EECA invitation
+    assert len(every_key) == 4 * 5 + 1
     # Ordered by time; nothing before `now`, nothing after the window.
     dues = [s.due for s in sends.values()]
     assert min(dues) >= APRIL_1 and max(dues) < APRIL_1 + timedelta(days=75)
@@ -64,9 +65,11 @@ def test_plan_counts_audiences_per_session_language(sched_site: Site) -> None:
         sched_site, [{"email": "f@example.org", "language": "ru", "country": "RU"}], "key-populations"
     )
     sends = by_key(plan_for_site(sched_site, APRIL_1, days=30))
-    assert sends["webinar-april-1d/webinar-april/ru"].audience == 3
-    assert sends["webinar-april-1d/webinar-april/pt"].audience == 1  # pt-BR reads the pt session
-    assert sends["webinar-april-1d/webinar-april/en"].audience == 1
+    assert sends["webinar-april-14d/webinar-april/ru"].audience == 3
+    assert sends["webinar-april-14d/webinar-april/pt"].audience == 1  # pt-BR reads the pt session
+    assert sends["webinar-april-14d/webinar-april/en"].audience == 1
+    assert sends["webinar-april-register/webinar-april/ru"].audience == 3  # nobody registered yet
+    assert sends["webinar-april-1d/webinar-april/ru"].audience == 0  # registrants only
     # Russian speakers of EECA on the two advocacy lists only.
     assert sends["webinar-april-eeca/webinar-april"].audience == 1
     digest = sends["weekly-digest/2021-04-05"]

@@ -22,6 +22,7 @@ from newsletter.store.tables import (
     consents,
     events,
     lists,
+    registrations,
     sends,
     subscribers,
     subscriptions,
@@ -167,9 +168,21 @@ def show(store: Store, email: str) -> dict[str, Any] | None:
             .where(events.c.subscriber_id == sid)
             .order_by(events.c.at)
         ).all()
+        registration_rows = conn.execute(
+            select(
+                registrations.c.event_id,
+                registrations.c.session,
+                registrations.c.approval,
+                registrations.c.registered_at,
+                registrations.c.source,
+            )
+            .where(registrations.c.subscriber_id == sid)
+            .order_by(registrations.c.id)
+        ).all()
         return {
             "subscriber": _row(person),
             "subscriptions": [_row(r) for r in subs],
+            "registrations": [_row(r) for r in registration_rows],
             "consents": [_row(r) for r in consent_rows],
             "sends": [_row(r) for r in send_rows],
             "events": [_row(r) for r in event_rows],

@@ -39,7 +39,19 @@ app = typer.Typer(
 )
 
 # Stage by stage, in pipeline order.
-MODULES = ("site", "audience", "feeds", "render", "content", "schedule", "campaigns", "send", "web", "report")
+MODULES = (
+    "site",
+    "audience",
+    "feeds",
+    "render",
+    "content",
+    "schedule",
+    "campaigns",
+    "registrants",
+    "send",
+    "web",
+    "report",
+)
 for _name in MODULES:
     importlib.import_module(f"newsletter.cli.{_name}").register(app)
 

@@ -67,7 +67,9 @@ def plan(
             ",".join(s.languages),
             str(s.audience),
             s.status,
-            s.trigger + (f" — {s.reason}" if s.reason else ""),
+            s.trigger
+            + (f" — to those {s.segment}" if s.segment else "")
+            + (f" — {s.reason}" if s.reason else ""),
         )
     console.print(table)
     console.print(f"{len(sends)} send(s) from {at:%Y-%m-%d %H:%M} UTC over {days} day(s)")

@@ -54,6 +54,10 @@ def list_fields(conn: Any, campaign: Campaign, language: str) -> dict[str, Any]:
     mlist = None
     if campaign.audience.lists:
         mlist = conn.execute(select(lists).where(lists.c.slug == campaign.audience.lists[0])).first()
+    else:  # registrants of a webinar: the site's first list speaks for the hub (sender, postal address)
+        mlist = conn.execute(
+            select(lists).where(lists.c.active.is_(True)).order_by(lists.c.id).limit(1)
+        ).first()
     if mlist is None:
         return {"sender": None, "postal_address": "", "list_name": "", "list_slug": ""}
     names = mlist.name or {}
@@ -61,7 +65,7 @@ def list_fields(conn: Any, campaign: Campaign, language: str) -> dict[str, Any]:
         "sender": (mlist.sender_name, mlist.sender_email),
         "postal_address": mlist.postal_address,
         "list_name": names.get(language) or names.get(mlist.default_language) or mlist.slug,
-        "list_slug": mlist.slug,
+        "list_slug": mlist.slug if campaign.audience.lists else "",
     }
 
 
@@ -155,8 +159,29 @@ def prepare_occurrence(
     found = assemble(
         site, schedules, row.campaign, language, row.due_at, event_id=row.event_id, session_id=row.session
     )
-    prepared = _prepare(site, found, language, now, occurrence_id=occurrence_id)
+    attachments = []
+    event = schedules.events.get(row.event_id) if row.event_id else None
+    if campaign.attach_ics and event is not None:
+        attachments.append(_calendar_file(site, event, row.session, language, now))
+    prepared = _prepare(site, found, language, now, occurrence_id=occurrence_id, attachments=attachments)
     return tracked(site.store, prepared, now) if campaign.track else prepared
+
+
+def _calendar_file(
+    site: Site, event: Event, session_id: str | None, language: str, now: datetime
+) -> tuple[str, str, bytes]:
+    """The event's (or session's) .ics as an attachment, with the SEQUENCE the public file has."""
+    from newsletter.render import ics
+    from newsletter.render.calendar import publish
+
+    session = event.session(session_id) if session_id else None
+    item = ics.entry(event, session, language, site.fallback_chain, ics.host_of(site.settings["base_url"]))
+    name = f"{event.id}-{session.id}.ics" if session else f"{event.id}.ics"
+    return (
+        name,
+        "text/calendar; charset=utf-8; method=PUBLISH",
+        ics.to_ics(publish(site.store, [item], now), now),
+    )
 
 
 def _prepare(site: Site, found: Assembly, language: str, now: datetime, **extra: Any) -> Prepared:
@@ -199,7 +224,7 @@ def language_plans(
         known = ", ".join(schedules.campaigns) or "none"
         raise InputError(f"no campaign {name!r} in {schedules.source}; campaigns: {known}")
     per_language: dict[str, int] = {}
-    for language, n in count_audience(site.store, campaign.audience).items():
+    for language, n in count_audience(site.store, campaign.audience, now).items():
         resolved = resolve_language(site, language, campaign.languages)
         per_language[resolved] = per_language.get(resolved, 0) + n
     plans = []

@@ -143,6 +143,8 @@ def event_view(event: Event, chain: Sequence[str], session_id: str | None = None
     if session is not None:
         view.update(session_view(session, event, chain))
         view["description"] = view["description"] if event.description else ""
+    view["event_id"], view["session_id"] = event.id, session.id if session is not None else ""
+    view["cancelled"] = event.cancelled
     view["sessions"] = [session_view(s, event, chain) for s in event.sessions if s is not session]
     return view
 
@@ -163,6 +165,13 @@ def occurrence_context(
         context["items"] = digest_items(conn, since, chain, campaign.categories, campaign.trigger.max_items)
     if event is not None:
         context["event"] = event_view(event, chain, session_id)
+        if not campaign.audience.lists:  # registrants (or those reminded), not a list's subscribers
+            context["registered_event"] = context["event"]["title"]
+        # Registrants get the join link, the others the registration link (audience fields).
+        if campaign.audience.registered_for:
+            context["event"]["registration_url"] = ""
+        elif campaign.audience.not_registered_for:
+            context["event"]["join_url"] = ""
         if event.kind == "deadline":
             context["deadline"] = context["event"]
             context["sign_on_url"] = event.url

@@ -9,6 +9,7 @@ HMAC, a few small strings and one `bytes.join`.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html as htmllib
 import re
@@ -110,6 +111,8 @@ class Prepared:
     default_timezone: str = "UTC"
     list_id: str = ""
     missing: list[str] = field(default_factory=list)  # msgids the language's own catalog lacks
+    # (filename, content type, bytes), the same for every recipient: e.g. the event's .ics file.
+    attachments: list[tuple[str, str, bytes]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self._domain = self.from_email.rpartition("@")[2] or "localhost"
@@ -130,7 +133,11 @@ class Prepared:
         ]
         if self.list_id:
             head.append(f"List-Id: <{self.list_id}.{self._domain}>")
-        head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
+        mixed = boundary + "_m"
+        if self.attachments:  # multipart/mixed: the alternative first, then the files
+            head.append(f'Content-Type: multipart/mixed; boundary="{mixed}"')
+        else:
+            head.append(f'Content-Type: multipart/alternative; boundary="{boundary}"')
         self._head = (CRLF.join(head) + CRLF).encode("ascii")
         part = 'Content-Type: text/{}; charset="utf-8"' + CRLF + "Content-Transfer-Encoding: quoted-printable"
         body: list[bytes | str] = [
@@ -140,6 +147,20 @@ class Prepared:
             *_qp_parts(self.html, ":html"),
             f"{CRLF}--{boundary}--{CRLF}".encode("ascii"),
         ]
+        if self.attachments:
+            body.insert(
+                0,
+                f"{CRLF}--{mixed}{CRLF}Content-Type: multipart/alternative; "
+                f'boundary="{boundary}"{CRLF}'.encode("ascii"),
+            )
+            for name, content_type, data in self.attachments:
+                encoded = base64.encodebytes(data).decode("ascii").replace("\n", CRLF)
+                body.append(
+                    f'{CRLF}--{mixed}{CRLF}Content-Type: {content_type}; name="{name}"{CRLF}'
+                    f'Content-Disposition: attachment; filename="{name}"{CRLF}'
+                    f"Content-Transfer-Encoding: base64{CRLF}{CRLF}{encoded}".encode("ascii")
+                )
+            body.append(f"{CRLF}--{mixed}--{CRLF}".encode("ascii"))
         # Static chunks stay in place; slots are (index, key) to overwrite in a copy per message.
         self._body = [p if isinstance(p, bytes) else b"" for p in body]
         self._slots = [(i, p) for i, p in enumerate(body) if isinstance(p, str)]

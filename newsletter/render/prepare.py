@@ -20,6 +20,7 @@ from newsletter.campaign_content import Content, Text
 from newsletter.errors import RenderError
 from newsletter.render import catalogs, content, formatting, samples
 from newsletter.render.environment import language_environment, load_template, render_block, render_error
+from newsletter.render.ics import calendar_links
 from newsletter.render.links import LinkHelper, collect_links, retarget_links, rewrite_links
 from newsletter.render.markdown import render_body
 from newsletter.render.message import NAME, Prepared, time_placeholder
@@ -28,7 +29,13 @@ from newsletter.render.text import html_to_text
 from newsletter.site import Site, pick_language
 from newsletter.tokens import Signer
 
-DEFAULTS: dict[str, Any] = {"deadline": None, "sign_on_url": "", "confirm_url": "", "content": ""}
+DEFAULTS: dict[str, Any] = {
+    "deadline": None,
+    "sign_on_url": "",
+    "confirm_url": "",
+    "content": "",
+    "registered_event": "",
+}
 
 
 def resolve_language(site: Site, subscriber_language: str, campaign_languages: Sequence[str]) -> str:
@@ -74,6 +81,7 @@ def prepare(
     list_slug: str = "",
     missing_translation: str = "fallback",
     content: Content | None = None,
+    attachments: Sequence[tuple[str, str, bytes]] = (),
 ) -> Prepared:
     """Render `template` in `language` once, ready for `Prepared.mime(recipient)`.
 
@@ -111,6 +119,7 @@ def prepare(
         return placeholder
 
     sender_name, sender_email = sender or (site.name, f"newsletter@{_host(base_url)}")
+    context = with_calendar_links(context, base_url, language)
     values: dict[str, Any] = {
         **DEFAULTS,
         "lang": language,
@@ -182,6 +191,7 @@ def prepare(
         default_timezone=_default_timezone(values),
         list_id=_list_id(list_slug),
         missing=missing,
+        attachments=list(attachments),
     )
 
 
@@ -232,6 +242,15 @@ def _host(base_url: str) -> str:
 
 def _list_id(slug: str) -> str:
     return "".join(c if c.isascii() and c.isalnum() else "-" for c in slug.lower()).strip("-")[:60]
+
+
+def with_calendar_links(context: dict[str, Any], base_url: str, language: str) -> dict[str, Any]:
+    """The event's "add to calendar" URLs (.ics, Google, Outlook), all on our own host."""
+    event = context.get("event")
+    if not isinstance(event, dict) or not event.get("event_id"):
+        return context
+    links = calendar_links(base_url, event["event_id"], event.get("session_id", ""), language)
+    return {**context, "event": {**event, **links}}
 
 
 def _default_timezone(values: dict[str, Any]) -> str:

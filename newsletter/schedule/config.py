@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 
 from newsletter.audience.regions import REGIONS
 from newsletter.campaign_content import Content, read_content
-from newsletter.campaigns import Audience, Campaign, Event, Schedules, Session, Trigger
+from newsletter.campaigns import Activity, Audience, Campaign, Event, Schedules, Session, Trigger
 from newsletter.errors import ConfigError, ScheduleError, SourceError
 from newsletter.schedule.times import parse_duration, parse_every, parse_hhmm, parse_local, zone
 from newsletter.site import Site
@@ -29,9 +29,12 @@ EVENT_KEYS |= {"sessions", "cancelled"}
 SESSION_KEYS = {"id", "language", "start", "end", "timezone", "join_url", "registration_url", "title"}
 CAMPAIGN_KEYS = {"id", "template", "audience", "languages", "subject", "preheader", "trigger"}
 CAMPAIGN_KEYS |= {"local_time", "quiet_hours", "late_by", "missing_translation", "track", "utm"}
-CAMPAIGN_KEYS |= {"categories", "content"}
+CAMPAIGN_KEYS |= {"categories", "content", "attach_ics"}
 AUDIENCE_KEYS = {"lists", "languages", "countries", "regions", "attributes"}
-TRIGGER_KEYS = {"before", "after", "event", "per_session", "every", "at", "timezone"}
+AUDIENCE_KEYS |= {"registered_for", "not_registered_for"}
+ACTIVITY_FIELDS = ("clicked", "not_clicked", "opened", "not_opened")
+AUDIENCE_KEYS |= {*ACTIVITY_FIELDS, "converted", "within", "include_machine"}
+TRIGGER_KEYS = {"before", "after", "event", "per_session", "every", "at", "timezone", "on_change"}
 TRIGGER_KEYS |= {"only_if_new_items", "max_items"}
 
 
@@ -255,7 +258,14 @@ class _Parser:
                     f"unknown template {template!r}: no {self.site.templates_dir}/{template}.mjml "
                     f"(templates: {known})",
                 )
-        audience = self.audience(node, ctx) if self.required(node, "audience", "lists: [...]") else None
+        # A change notice goes to those who were reminded: it may name no list.
+        trigger_node = node.get("trigger")
+        notice = isinstance(trigger_node, dict) and "on_change" in trigger_node
+        audience = None
+        if notice and node.get("audience") in (None, {}):
+            audience = Audience(lists=())
+        elif self.required(node, "audience", "lists: [...]"):
+            audience = self.audience(node, ctx, lists_optional=notice)
         languages = self.languages(node, "languages") or self.site.languages
         trigger = self.trigger(node, ctx) if self.required(node, "trigger", "before/after/every/at") else None
         local_time = (
@@ -288,6 +298,7 @@ class _Parser:
             utm=self.flag(node, "utm", True),
             categories=self.strings(node, "categories"),
             content=content,
+            attach_ics=self.flag(node, "attach_ics", False),
             where=self.where(node),
         )
 
@@ -318,13 +329,16 @@ class _Parser:
             return None
         return found
 
-    def audience(self, parent: Located, ctx: _Context) -> Audience | None:
+    def audience(self, parent: Located, ctx: _Context, lists_optional: bool = False) -> Audience | None:
         node = self.mapping(parent["audience"], parent, "audience", AUDIENCE_KEYS)
         if node is None:
             return None
         lists = self.strings(node, "lists")
-        if not lists:
-            self.fail(node, None, f"audience: missing 'lists' (lists: {', '.join(ctx.lists)})")
+        registered_for = self.registration_targets(node, "registered_for", ctx)
+        if not lists and not registered_for and not lists_optional:
+            self.fail(
+                node, None, f"audience: missing 'lists' (lists: {', '.join(ctx.lists)}) or 'registered_for'"
+            )
         for slug in lists:
             if slug not in ctx.lists:
                 self.fail(node, "lists", f"unknown list {slug!r}; lists: {', '.join(ctx.lists) or 'none'}")
@@ -340,23 +354,77 @@ class _Parser:
         if not isinstance(attributes, dict):
             self.fail(node, "attributes", "attributes: expected a mapping such as {network: EHRA}")
             attributes = {}
+        activities = {key: self.activity(node, key, ctx) for key in ACTIVITY_FIELDS if key in node}
+        converted = None
+        if "converted" in node:
+            converted = self.flag(node, "converted", False)
+        within = self.convert(node, "within", parse_duration) if "within" in node else None
+        if within is not None and not activities and converted is None:
+            self.fail(node, "within", "within: applies to clicked, opened, not_opened, ... (none given)")
         return Audience(
             lists=lists,
             languages=self.languages(node, "languages"),
             countries=countries,
             regions=regions,
             attributes={str(k): str(v) for k, v in attributes.items()},
+            registered_for=registered_for,
+            not_registered_for=self.registration_targets(node, "not_registered_for", ctx),
+            converted=converted,
+            within=within,
+            include_machine=self.flag(node, "include_machine", False),
+            **activities,  # type: ignore[arg-type]
         )
+
+    def registration_targets(self, node: Located, key: str, ctx: _Context) -> tuple[str, ...]:
+        """`webinar-april` or `webinar-april/fr` (or a list of them), each an event or one of its sessions."""
+        out = []
+        for target in self.strings(node, key):
+            event_id, _, session_id = target.partition("/")
+            event = ctx.events.get(event_id)
+            if event is None:
+                if event_id not in ctx.broken_events:
+                    self.fail(
+                        node, key, f"{key}: unknown event {event_id!r}; events: {', '.join(ctx.events)}"
+                    )
+                continue
+            if session_id and event.session(session_id) is None:
+                sessions = ", ".join(s.id for s in event.sessions) or "none"
+                self.fail(
+                    node,
+                    key,
+                    f"{key}: event {event_id!r} has no session {session_id!r} (sessions: {sessions})",
+                )
+                continue
+            out.append(target)
+        return tuple(out)
+
+    def activity(self, parent: Located, key: str, ctx: _Context) -> Activity | None:
+        """`clicked: {label: declaration-sign-on, campaigns: [signon-14d]}`; `true` or `{}`: any."""
+        value = parent[key]
+        if value is True or value == {}:
+            return Activity()
+        allowed = {"label", "campaigns"} if "clicked" in key else {"campaigns"}
+        node = self.mapping(value, parent, key, allowed)
+        if node is None:
+            return None
+        campaigns = self.strings(node, "campaigns")
+        for name in campaigns:
+            if name not in ctx.campaign_ids:
+                known = ", ".join(sorted(ctx.campaign_ids)) or "none"
+                self.fail(node, "campaigns", f"{key}: unknown campaign {name!r}; campaigns: {known}")
+        return Activity(label=str(node.get("label") or ""), campaigns=campaigns)
 
     def trigger(self, parent: Located, ctx: _Context) -> Trigger | None:
         node = self.mapping(parent["trigger"], parent, "trigger", TRIGGER_KEYS)
         if node is None:
             return None
-        kinds = [k for k in ("before", "after", "every", "at") if k in node]
+        kinds = [k for k in ("before", "after", "every", "at", "on_change") if k in node]
         if len(kinds) != 1:
-            self.fail(node, None, "trigger: give exactly one of before, after, every or at")
+            self.fail(node, None, "trigger: give exactly one of before, after, every, at or on_change")
             return None
         kind = kinds[0]
+        if kind == "on_change":
+            return self.on_change(node, ctx)
         common = {
             "only_if_new_items": self.flag(node, "only_if_new_items", False),
             "max_items": self.convert(node, "max_items", _positive) if "max_items" in node else 10,
@@ -385,6 +453,20 @@ class _Parser:
         at = self.convert(node, "at", lambda v: parse_local(v, tz))
         return Trigger("at", at=at, timezone=tz, **common) if at else None  # type: ignore[arg-type]
 
+    def on_change(self, node: Located, ctx: _Context) -> Trigger | None:
+        """`{on_change: webinar-april, per_session: true}`: tell those reminded when the event moves."""
+        event_id = str(node.get("on_change") or "")
+        if event_id not in ctx.events:
+            if event_id not in ctx.broken_events:
+                events = ", ".join(ctx.events)
+                self.fail(node, "on_change", f"on_change: unknown event {event_id!r}; events: {events}")
+            return None
+        per_session = self.flag(node, "per_session", False)
+        if per_session and not ctx.events[event_id].sessions:
+            self.fail(node, "per_session", f"per_session: event {event_id!r} has no sessions")
+            return None
+        return Trigger("on_change", event=event_id, per_session=per_session)
+
 
 class _Context:
     """What campaigns may refer to."""
@@ -392,6 +474,7 @@ class _Context:
     def __init__(self, events: dict[str, Event], lists: list[str], templates: list[str]):
         self.events = events
         self.broken_events: set[str] = set()  # declared but invalid: their own errors say why
+        self.campaign_ids: set[str] = set()  # every campaign id in the file, for segments
         self.lists = lists
         self.templates = templates
 
@@ -441,6 +524,7 @@ def parse_schedules(site: Site, text: str | None = None) -> Schedules:
             events[event.id] = event
     ctx = _Context(events, site_lists(site), site_templates(site))
     ctx.broken_events = {str(node.get("id")) for node in event_nodes} - set(events)
+    ctx.campaign_ids = {str(node.get("id")) for node in campaign_nodes if node.get("id")}
     campaigns: dict[str, Campaign] = {}
     for node in campaign_nodes:
         campaign = parser.campaign(node, ctx)

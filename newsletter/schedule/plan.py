@@ -12,7 +12,9 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from newsletter.audience.segments import describe, for_session
 from newsletter.campaigns import Campaign, Event, Schedules, Session
+from newsletter.schedule.moves import Moved
 from newsletter.schedule.times import parse_every, recipient_time, zone
 from newsletter.site import pick_language
 
@@ -43,6 +45,7 @@ class PlannedSend:
     status: str = "planned"  # or the stored occurrence's status: scheduled paused sent missed ...
     reason: str = ""
     occurrence_id: int | None = None
+    segment: str = ""  # the audience's registration and behavioural fields in words (audience.segments)
 
     @property
     def local(self) -> datetime:
@@ -74,6 +77,7 @@ class PlannedSend:
             "new_items": self.new_items,
             "status": self.status,
             "reason": self.reason,
+            "segment": self.segment,
         }
 
 
@@ -81,8 +85,18 @@ def occurrence_key(campaign: str, event: str | None = None, session: str | None 
     return "/".join(part for part in (campaign, event, session) if part)
 
 
-def expand(schedules: Schedules, start: datetime, end: datetime) -> list[PlannedSend]:
-    """Every occurrence whose trigger instant lies in [start, end), before audiences are counted."""
+def expand(
+    schedules: Schedules,
+    start: datetime,
+    end: datetime,
+    moved: Mapping[tuple[str, str], Moved] | None = None,
+    now: datetime | None = None,
+) -> list[PlannedSend]:
+    """Every occurrence whose trigger instant lies in [start, end), before audiences are counted.
+
+    `moved`: events and sessions that moved after reminders went out, for `on_change` campaigns;
+    a notice is due when the move was noticed (else `now`).
+    """
     out: list[PlannedSend] = []
     for campaign in schedules.campaigns.values():
         trigger = campaign.trigger
@@ -93,6 +107,8 @@ def expand(schedules: Schedules, start: datetime, end: datetime) -> list[Planned
             "late_by": campaign.late_by,
             "only_if_new_items": trigger.only_if_new_items,
         }
+        if trigger.kind not in ("before", "after"):
+            base["segment"] = describe(campaign.audience)
         if trigger.kind in ("before", "after"):
             event = schedules.events.get(trigger.event or "")
             if event is None or event.cancelled:
@@ -108,6 +124,7 @@ def expand(schedules: Schedules, start: datetime, end: datetime) -> list[Planned
                 out.append(
                     PlannedSend(
                         **base,  # type: ignore[arg-type]
+                        segment=describe(for_session(campaign.audience, event.id, session)),
                         key=occurrence_key(campaign.id, event.id, session),
                         due=instant,
                         reference=instant,
@@ -118,6 +135,8 @@ def expand(schedules: Schedules, start: datetime, end: datetime) -> list[Planned
                         not_after=target.start.astimezone(UTC) if trigger.kind == "before" else None,
                     )
                 )
+        elif trigger.kind == "on_change":
+            out.extend(_notices(campaign, schedules, base, moved or {}, now or start, start, end))
         elif trigger.kind == "every":
             every = parse_every(trigger.every or "")
             for day, instant in every.instances(start, end):
@@ -143,6 +162,51 @@ def expand(schedules: Schedules, start: datetime, end: datetime) -> list[Planned
                     timezone=trigger.timezone,
                 )
             )
+    return out
+
+
+def _notices(
+    campaign: Campaign,
+    schedules: Schedules,
+    base: dict[str, Any],
+    moved: Mapping[tuple[str, str], Moved],
+    now: datetime,
+    start: datetime,
+    end: datetime,
+) -> list[PlannedSend]:
+    """The change notices of an `on_change` campaign: one per move of each target, keyed by its new time."""
+    event = schedules.events.get(campaign.trigger.event or "")
+    if event is None or event.cancelled:
+        return []
+    out = []
+    targets: Sequence[Event | Session] = event.sessions if campaign.trigger.per_session else (event,)
+    for target in targets:
+        session = target.id if isinstance(target, Session) else None
+        change = moved.get((event.id, session or ""))
+        if change is None or change.start <= now:
+            continue
+        due = change.noticed_at or now
+        if not start <= due < end:
+            continue
+        local = zone(target.timezone)
+        out.append(
+            PlannedSend(
+                **base,
+                key=f"{occurrence_key(campaign.id, event.id, session)}/moved-{change.start:%Y%m%dT%H%MZ}",
+                due=due,
+                reference=due,
+                timezone=target.timezone,
+                event=event.id,
+                session=session,
+                languages=(target.language,) if isinstance(target, Session) else campaign.languages,
+                not_after=change.start,
+                reason=(
+                    f"moved from {change.announced.astimezone(local):%a %d %b %H:%M} to "
+                    f"{change.start.astimezone(local):%a %d %b %H:%M} {target.timezone} "
+                    "after reminders went out"
+                ),
+            )
+        )
     return out
 
 
@@ -182,18 +246,20 @@ def plan(
     audience_timezones: Mapping[str, Mapping[str, int]] | None = None,
     fallback: Fallback | None = None,
     start: datetime | None = None,
+    moved: Mapping[tuple[str, str], Moved] | None = None,
 ) -> list[PlannedSend]:
     """Every send due from `start` (default `now`) to `now + days`, earliest first.
 
     audience_sizes: per campaign id, subscribers per subscriber language; audience_timezones: per
     campaign id, subscribers per IANA zone (needed for local_time and quiet hours); new_items: per
-    campaign id, items since its last digest; fallback: a language's fallback chain (Site.fallback_chain).
+    campaign id, items since its last digest; fallback: a language's fallback chain (Site.fallback_chain);
+    moved: per (event, session or ""), a start that differs from what sent reminders announced.
     """
     if now.tzinfo is None:
         raise ValueError("plan: `now` must be timezone-aware")
     begin = start or now
     # A local-time send may fire up to a day before its trigger instant: look that far ahead too.
-    raw = expand(schedules, begin - timedelta(days=1), now + timedelta(days=days, hours=26))
+    raw = expand(schedules, begin - timedelta(days=1), now + timedelta(days=days, hours=26), moved, now)
     by_language: dict[str, dict[str, int]] = {}
     chains: dict[str, Sequence[str]] = {}  # fallback chains, computed once per language
 
@@ -209,13 +275,21 @@ def plan(
         due, last_at = _spread(send, campaign, (audience_timezones or {}).get(campaign.id, {}))
         if not begin <= due < end:
             continue
-        if campaign.id not in by_language:
+        # A per-session audience (registrants of that session) is counted under "campaign/session".
+        sized = (
+            f"{campaign.id}/{send.session}"
+            if f"{campaign.id}/{send.session}" in audience_sizes
+            else campaign.id
+        )
+        # ... and reaches them whatever their language: the session's is the only one on offer.
+        offered = send.languages if sized != campaign.id else campaign.languages
+        if sized not in by_language:
             sizes: dict[str, int] = {}
-            for lang, n in audience_sizes.get(campaign.id, {}).items():
-                eff = effective_language(lang, campaign.languages, chain)
+            for lang, n in audience_sizes.get(sized, {}).items():
+                eff = effective_language(lang, offered, chain)
                 sizes[eff] = sizes.get(eff, 0) + n
-            by_language[campaign.id] = sizes
-        counted = {lang: n for lang, n in by_language[campaign.id].items() if lang in send.languages}
+            by_language[sized] = sizes
+        counted = {lang: n for lang, n in by_language[sized].items() if lang in send.languages}
         changes: dict[str, Any] = {
             "due": due,
             "last_at": last_at,
@@ -229,3 +303,16 @@ def plan(
         out.append(replace(send, **changes))
     out.sort(key=lambda s: (s.due, s.campaign, s.key))
     return out
+
+
+def segment_of(schedules: Schedules, campaign_id: str, event: str | None, session: str | None) -> str:
+    campaign = schedules.campaigns.get(campaign_id)
+    return describe(for_session(campaign.audience, event, session)) if campaign else ""
+
+
+def announced(reason: str, announced: datetime, start: datetime | None) -> str:
+    """A sent reminder's reason, with the start it announced when the event has moved since (sync)."""
+    moved = f"announced {announced:%Y-%m-%d %H:%M} UTC"
+    if start is not None:
+        moved += f", now starts {start:%Y-%m-%d %H:%M} UTC"
+    return f"{reason}; {moved}" if reason else moved

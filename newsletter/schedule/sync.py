@@ -15,6 +15,7 @@ from sqlalchemy import or_, select
 from newsletter.campaigns import Schedules
 from newsletter.schedule.inputs import audience_inputs, items_since_last
 from newsletter.schedule.load import load_schedules
+from newsletter.schedule.moves import moved_after_reminders, record_calendar
 from newsletter.schedule.occurrences import (
     ACTIVE,
     HORIZON_DAYS,
@@ -24,7 +25,7 @@ from newsletter.schedule.occurrences import (
     diff,
     stored_by_key,
 )
-from newsletter.schedule.plan import PlannedSend, plan
+from newsletter.schedule.plan import PlannedSend, announced, plan, segment_of
 from newsletter.store.tables import occurrences
 
 
@@ -33,7 +34,8 @@ def plan_for_site(
 ) -> list[PlannedSend]:
     """The site's plan at `now`: audiences counted in the store, stored states laid over."""
     schedules = schedules or load_schedules(site)
-    sizes, timezones = audience_inputs(site.store, schedules)
+    sizes, timezones = audience_inputs(site.store, schedules, now)
+    moved = moved_after_reminders(site.store, schedules)
     news = items_since_last(site.store, schedules, now)
     planned = plan(
         schedules,
@@ -43,18 +45,26 @@ def plan_for_site(
         now=now,
         days=days,
         fallback=site.fallback_chain,
+        moved=moved,
     )
     stored = stored_by_key(site.store, since=now - LOOKBACK, until=now + timedelta(days=days))
     merged = []
     for send in planned:
         row = stored.pop(send.key, None)
         if row is not None:
-            send = replace(send, status=row.status, reason=row.reason or send.reason, occurrence_id=row.id)
+            reason = row.reason or send.reason
+            if row.status in ("sending", "sent") and row.not_after and row.not_after != send.not_after:
+                reason = announced(reason, row.not_after, send.not_after)
+            send = replace(send, status=row.status, reason=reason, occurrence_id=row.id)
         merged.append(send)
     # Stored occurrences the plan no longer shows (missed, failed, sent, cancelled, ad hoc) stay visible.
     for row in stored.values():
         if row.status == "scheduled" and row.due_at >= now:
             continue
+        change = moved.get((row.event_id or "", row.session or ""))
+        reason = row.reason
+        if change is not None and row.not_after == change.announced:
+            reason = announced(reason, change.announced, change.start)
         merged.append(
             PlannedSend(
                 key=row.key,
@@ -68,8 +78,9 @@ def plan_for_site(
                 session=row.session,
                 languages=tuple(row.languages or ()),
                 status=row.status,
-                reason=row.reason,
+                reason=reason,
                 occurrence_id=row.id,
+                segment=segment_of(schedules, row.campaign, row.event_id, row.session),
             )
         )
     merged.sort(key=lambda s: (s.due, s.campaign, s.key))
@@ -81,9 +92,16 @@ def reconcile(
 ) -> Changes:
     """Bring the stored occurrences in line with the site's plan at `now`; returns what changed."""
     schedules = schedules or load_schedules(site)
-    _sizes, zones = audience_inputs(site.store, schedules)
+    _sizes, zones = audience_inputs(site.store, schedules, now)
+    record_calendar(site, schedules, now)
     planned = plan(
-        schedules, audience_sizes={}, audience_timezones=zones, now=now, days=days, start=now - LOOKBACK
+        schedules,
+        audience_sizes={},
+        audience_timezones=zones,
+        now=now,
+        days=days,
+        start=now - LOOKBACK,
+        moved=moved_after_reminders(site.store, schedules),
     )
     until = now + timedelta(days=days)
     with site.store.read() as conn:

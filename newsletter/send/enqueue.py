@@ -8,12 +8,14 @@ nothing; ON CONFLICT DO NOTHING keeps a racing second enqueuer harmless too.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
+from newsletter.audience.segments import for_session
 from newsletter.audience.select import stream_audience
 from newsletter.audience.subscribers import email_hash
 from newsletter.campaigns import Schedules
@@ -41,6 +43,11 @@ def enqueue_occurrence(site: Any, occurrence_id: int, now: datetime, schedules: 
     campaign = schedules.campaigns.get(occ.campaign)
     if campaign is None:
         raise ConfigError(f"{schedules.source}: campaign {occ.campaign!r} is not defined any more")
+    audience = for_session(campaign.audience, occ.event_id, occ.session)
+    if campaign.trigger.kind == "on_change" and occ.event_id:
+        # A change notice: to those reminded of the time it had before (its new start is not_after).
+        target = f"{occ.event_id}/{occ.session}" if occ.session else occ.event_id
+        audience = replace(audience, reminded_for=(target,), moved_to=occ.not_after)
     languages = tuple(occ.languages or campaign.languages)
     timed = campaign.local_time is not None or campaign.quiet_hours is not None
     with store.write() as conn:
@@ -50,7 +57,8 @@ def enqueue_occurrence(site: Any, occurrence_id: int, now: datetime, schedules: 
                 send_plans.insert().values(
                     occurrence_id=occurrence_id,
                     status="enqueuing",
-                    lists=list(campaign.audience.lists),
+                    lists=list(audience.lists),
+                    registered_for=list(audience.registered_for),
                     last_subscriber_id=0,
                     total=0,
                     suppressed=0,
@@ -58,19 +66,32 @@ def enqueue_occurrence(site: Any, occurrence_id: int, now: datetime, schedules: 
                     updated_at=now,
                 )
             )
-            cursor = 0
+            cursor, selected_at = 0, now
         elif plan.status != "enqueuing":
             return int(plan.total) - int(plan.suppressed)
         else:
-            cursor = int(plan.last_subscriber_id)
+            cursor, selected_at = int(plan.last_subscriber_id), plan.created_at
     language_of: dict[str, str] = {}
     timing = (recipient_time, occ, campaign) if timed else None
 
     def insert(page: list[Any]) -> None:
         _insert_page(store, occurrence_id, page, now, language_of, site, languages, resolve_language, timing)
 
+    # A per-session send to lists goes to the readers of the session's language (as the plan counts
+    # it); registrants of the session, or those reminded of it, get it whatever their language.
+    readers = (
+        set(languages) if occ.session and not (audience.registered_for or audience.reminded_for) else None
+    )
+    reads: dict[str, str] = {}
     page: list[Any] = []
-    for person in stream_audience(store, campaign.audience, page=PAGE, after_id=cursor):
+    # A behavioural segment is taken as of when the plan was made (its first page): a resumed
+    # enqueue then selects the same people.
+    for person in stream_audience(store, audience, page=PAGE, after_id=cursor, now=selected_at):
+        if readers is not None:
+            if person.language not in reads:
+                reads[person.language] = resolve_language(site, person.language, campaign.languages)
+            if reads[person.language] not in readers:
+                continue
         page.append(person)
         if len(page) >= PAGE:
             insert(page)

@@ -23,6 +23,7 @@ from typing import Any
 
 from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, update
 
+from newsletter.audience.segments import still_registered
 from newsletter.audience.subscribers import email_hash
 from newsletter.errors import InputError
 from newsletter.store import Store, now_utc
@@ -157,7 +158,12 @@ def _unsuppressed(
     Rechecked at claim time because a send at a local hour may be claimed a day after it was queued,
     and people unsubscribe, bounce or ask to be forgotten meanwhile.
     """
-    plan_lists = conn.scalar(select(send_plans.c.lists).where(send_plans.c.occurrence_id == occurrence_id))
+    plan = conn.execute(
+        select(send_plans.c.lists, send_plans.c.registered_for).where(
+            send_plans.c.occurrence_id == occurrence_id
+        )
+    ).first()
+    plan_lists, plan_registered = (plan.lists, plan.registered_for) if plan else ([], [])
     found = conn.execute(
         select(
             sends.c.id,
@@ -177,24 +183,32 @@ def _unsuppressed(
         select(suppressions.c.email_hash).where(suppressions.c.email_hash.in_(list(hashes)))
     ):
         blocked[hashes[h]] = "suppressed address"
-    subscribed = set(
-        conn.scalars(
-            select(subscriptions.c.subscriber_id)
-            .join(lists, lists.c.id == subscriptions.c.list_id)
-            .where(
-                subscriptions.c.subscriber_id.in_([r.subscriber_id for r in found if r.subscriber_id]),
-                subscriptions.c.status == "confirmed",
-                lists.c.slug.in_(list(plan_lists or [])),
-                lists.c.active.is_(True),
+    people = [r.subscriber_id for r in found if r.subscriber_id]
+    subscribed = (
+        set(
+            conn.scalars(
+                select(subscriptions.c.subscriber_id)
+                .join(lists, lists.c.id == subscriptions.c.list_id)
+                .where(
+                    subscriptions.c.subscriber_id.in_(people),
+                    subscriptions.c.status == "confirmed",
+                    lists.c.slug.in_(list(plan_lists or [])),
+                    lists.c.active.is_(True),
+                )
             )
         )
+        if plan_lists
+        else None  # registrants, or those reminded of an event: no list to be on
     )
+    registered = still_registered(conn, people, plan_registered) if plan_registered else None
     rows = []
     for r in found:
         if r.subscriber_id is None:
             blocked.setdefault(r.id, "subscriber forgotten")
-        elif r.subscriber_id not in subscribed:
+        elif subscribed is not None and r.subscriber_id not in subscribed:
             blocked.setdefault(r.id, "no longer subscribed to the campaign's lists")
+        elif registered is not None and r.subscriber_id not in registered:
+            blocked.setdefault(r.id, "no longer registered for the event")
         if r.id not in blocked:
             rows.append(Row(r.id, r.email, r.name or "", r.language, r.subscriber_id, r.timezone or "UTC"))
     for reason in set(blocked.values()):

@@ -140,6 +140,25 @@ suppressions = Table(
     Column("created_at", utc(), nullable=False),
 )
 
+# Who registered for a webinar (or one session of it), from the platform's export. A registrant who
+# is not a subscriber has a `subscribers` row with no subscription: reached only by audiences with
+# `registered_for:`, never by a list. `session` is "" for a registration to the whole event.
+registrations = Table(
+    "registrations",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("event_id", String(100), nullable=False),
+    Column("session", String(100), nullable=False, default=""),
+    Column("subscriber_id", Id, ForeignKey("subscribers.id", ondelete="CASCADE"), nullable=False),
+    Column("approval", String(32), nullable=False, default="approved"),  # approved pending denied
+    Column("registered_at", utc(), nullable=True),  # the platform's registration time
+    Column("source", String(500), nullable=False, default=""),  # the import file
+    Column("created_at", utc(), nullable=False),
+    Column("updated_at", utc(), nullable=False),
+    UniqueConstraint("event_id", "session", "subscriber_id"),
+)
+Index("ix_registrations_subscriber", registrations.c.subscriber_id)
+
 # ---------------------------------------------------------------- feeds: hub updates
 
 feeds = Table(
@@ -256,6 +275,24 @@ composed_revisions = Table(
     Column("saved_by", String(320), nullable=False),
 )
 
+# What the public calendar files published for each event and session (iCalendar UID): the
+# fingerprint of its times and state, and the SEQUENCE that goes with it, raised when they change so
+# calendar apps update the entry instead of adding a second one. `start`/`end` as published.
+calendar_entries = Table(
+    "calendar_entries",
+    metadata,
+    Column("uid", String(300), primary_key=True),
+    Column("event_id", String(100), nullable=False),
+    Column("session", String(100), nullable=False, default=""),
+    Column("fingerprint", String(64), nullable=False),
+    Column("sequence", Integer, nullable=False, default=0),
+    Column("start", utc(), nullable=False),
+    Column("end", utc(), nullable=True),
+    Column("cancelled", Boolean, nullable=False, default=False),
+    Column("first_published_at", utc(), nullable=False),
+    Column("changed_at", utc(), nullable=False),
+)
+
 # ---------------------------------------------------------------- send: the ledger
 
 # One row per occurrence being enqueued: the keyset cursor lets an interrupted enqueue resume, and
@@ -266,6 +303,7 @@ send_plans = Table(
     Column("occurrence_id", Id, ForeignKey("occurrences.id", ondelete="CASCADE"), primary_key=True),
     Column("status", String(16), nullable=False),  # enqueuing ready done
     Column("lists", JSON, nullable=False, default=list),  # the audience's lists, rechecked at claim time
+    Column("registered_for", JSON, nullable=False, default=list),  # likewise its registered_for targets
     Column("last_subscriber_id", Id, nullable=False, default=0),
     Column("total", Integer, nullable=False, default=0),
     Column("suppressed", Integer, nullable=False, default=0),
@@ -311,6 +349,9 @@ sends = Table(
     UniqueConstraint("occurrence_id", "subscriber_id"),
 )
 Index("ix_sends_claim", sends.c.occurrence_id, sends.c.status, sends.c.id)
+# A person's sends: behavioural segments reach their opens and clicks through it (audience.segments),
+# and forgetting someone sets their rows' subscriber_id to NULL without a scan.
+Index("ix_sends_subscriber", sends.c.subscriber_id)
 Index("ix_sends_batch", sends.c.batch_id)
 
 # ---------------------------------------------------------------- track: links and hits
@@ -464,12 +505,14 @@ __all__ = [
     "subscriptions",
     "consents",
     "suppressions",
+    "registrations",
     "feeds",
     "items",
     "item_categories",
     "occurrences",
     "composed_campaigns",
     "composed_revisions",
+    "calendar_entries",
     "send_plans",
     "send_batches",
     "sends",

@@ -24,7 +24,7 @@ async def health(_request: Request) -> PlainTextResponse:
 
 
 def create_app(site: Site) -> Starlette:
-    from newsletter.web import admin
+    from newsletter.web import admin, calendar
     from newsletter.web.public import Public
 
     public = Public(site)
@@ -44,6 +44,7 @@ def create_app(site: Site) -> Starlette:
     # Starlette tries routes in order: the tracking routes, the busiest by far, go first.
     routes: list[BaseRoute] = public.routes()
     routes += [Route("/healthz", health)]
+    routes += calendar.routes(site)
     routes += admin.routes(site)
     app = Starlette(routes=routes, lifespan=lifespan)
     app.state.site = site

@@ -8,6 +8,7 @@ List-Unsubscribe headers.
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import random
@@ -83,6 +84,16 @@ def build_request(prepared: Any, recipients: Sequence[Any], categories: Sequence
     }
     if cats:
         body["categories"] = cats
+    if prepared.attachments:
+        body["attachments"] = [
+            {
+                "content": base64.b64encode(data).decode("ascii"),
+                "type": content_type.split(";", 1)[0],
+                "filename": name,
+                "disposition": "attachment",
+            }
+            for name, content_type, data in prepared.attachments
+        ]
     return body
 
 
