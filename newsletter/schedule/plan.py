@@ -282,7 +282,8 @@ def plan(
             else campaign.id
         )
         # ... and reaches them whatever their language: the session's is the only one on offer.
-        offered = send.languages if sized != campaign.id else campaign.languages
+        everyone = campaign.audience.registered_for or campaign.trigger.kind == "on_change"
+        offered = send.languages if sized != campaign.id and everyone else campaign.languages
         if sized not in by_language:
             sizes: dict[str, int] = {}
             for lang, n in audience_sizes.get(sized, {}).items():
