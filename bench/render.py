@@ -93,7 +93,7 @@ ZONES = [
 NAMES = ["Ana Souza", "Jean Dupont", "María José Pérez", "Иван Петров", "", "Chloé Martin", "Sam Lee"]
 
 
-def make_site(tmp: Path) -> Site:
+def make_site(tmp: Path, database_url: str = "") -> Site:
     site_dir = tmp / "site"
     site_dir.mkdir()
     for part in ("newsletter.toml", "lists", "templates", "schedules.yaml", "content"):
@@ -102,7 +102,10 @@ def make_site(tmp: Path) -> Site:
             shutil.copytree(src, site_dir / part, ignore=shutil.ignore_patterns("*.mo"))
         elif src.exists():
             shutil.copy2(src, site_dir / part)
-    env = {"NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}", "NEWSLETTER_SECRET_KEY": "bench-" * 6}
+    env = {
+        "NEWSLETTER_DATABASE_URL": database_url or f"sqlite:///{tmp / 'bench.db'}",
+        "NEWSLETTER_SECRET_KEY": "bench-" * 6,
+    }
     site = Site.load(site_dir, environ=env)
     sync_lists(site)
     return site

@@ -5,6 +5,10 @@
        └──── release ────┘             └──> in_doubt ──(events | operator)──> sent | pending | failed
     suppressed: found unsubscribed, bounced, complained or forgotten when claimed
 
+A batch handed over whole (SendGrid, the outbox) is in flight as a batch: `send_batches.status`
+says so and its rows keep `claimed` until they are settled, so handing over costs one write, not one
+per row. SMTP hands messages over one by one and marks each row.
+
 Workers claim a batch of one (occurrence, language) at a time. On PostgreSQL the claim is
 `SELECT ... FOR UPDATE SKIP LOCKED`, so several workers on several hosts never take the same rows; on
 SQLite the store's single write path serialises claims. A claimed batch carries a lease; a batch whose
@@ -16,17 +20,18 @@ from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy import Connection, and_, any_, bindparam, exists, func, literal, or_, select, update
 
 from newsletter.audience.segments import still_registered
 from newsletter.audience.subscribers import email_hash
 from newsletter.errors import InputError
 from newsletter.store import Store, now_utc
+from newsletter.store.idlist import in_ids, in_keys
 from newsletter.store.tables import (
     events,
     lists,
@@ -45,9 +50,8 @@ OPEN = ("pending", "claimed", "in_flight", "in_doubt")
 DECISIONS = ("sent", "resend", "failed")
 
 
-@dataclass(frozen=True)
-class Row:
-    """One recipient of a claimed batch."""
+class Row(NamedTuple):
+    """One recipient of a claimed batch (the fields of `render.Recipient`, so transports take it as is)."""
 
     send_id: int
     email: str
@@ -88,6 +92,58 @@ def _owner_dead(worker: str) -> bool:
 
 
 # ---------------------------------------------------------------- claiming
+#
+# A claim is a handful of set operations whatever the batch size: find the next due row, insert the
+# batch, move up to `limit` rows to it in one UPDATE, read them back with their subscriber and an
+# EXISTS for the subscription, and check their addresses against the suppressions in one query.
+
+
+def _sending(conn: Connection, occurrence_id: int | None) -> list[tuple[int, list[str]]]:
+    """Occurrences being sent whose ledger is complete, oldest first, with their languages."""
+    query = (
+        select(occurrences.c.id, occurrences.c.languages)
+        .join(send_plans, send_plans.c.occurrence_id == occurrences.c.id)
+        .where(occurrences.c.status == "sending", send_plans.c.status == "ready")
+        .order_by(occurrences.c.id)
+    )
+    if occurrence_id is not None:
+        query = query.where(occurrences.c.id == occurrence_id)
+    found = [(int(i), list(langs or [])) for i, langs in conn.execute(query)]
+    if any(not langs for _, langs in found):
+        # An occurrence without its languages listed: ask the ledger once (an index-only scan).
+        for k, (i, langs) in enumerate(found):
+            if not langs:
+                found[k] = (
+                    i,
+                    list(conn.scalars(select(sends.c.language).where(sends.c.occurrence_id == i).distinct())),
+                )
+    return found
+
+
+def _due(occurrence_id: int, language: str, now: datetime) -> Any:
+    # Every equality of ix_sends_claim (occurrence_id, status, language, id), then id order: the plan
+    # is one index range on any statistics, and rows already sent are never walked past.
+    return and_(
+        sends.c.occurrence_id == occurrence_id,
+        sends.c.status == "pending",
+        sends.c.language == language,
+        or_(sends.c.not_before.is_(None), sends.c.not_before <= now),
+    )
+
+
+def _next_due(conn: Connection, occurrence_id: int | None, now: datetime) -> tuple[int, str] | None:
+    """The (occurrence, language) whose oldest due row is oldest, per occurrence in order."""
+    for candidate, languages in _sending(conn, occurrence_id):
+        oldest: tuple[int, str] | None = None
+        for language in languages:
+            first = conn.scalar(
+                select(sends.c.id).where(_due(candidate, language, now)).order_by(sends.c.id).limit(1)
+            )
+            if first is not None and (oldest is None or first < oldest[0]):
+                oldest = (first, language)
+        if oldest is not None:
+            return candidate, oldest[1]
+    return None
 
 
 def claim_batch(
@@ -101,59 +157,53 @@ def claim_batch(
     occurrence_id: int | None = None,
 ) -> Claim | None:
     """Claim up to `limit` due pending rows of one (occurrence, language); None when nothing is due."""
-    due = and_(
-        sends.c.status == "pending",
-        or_(sends.c.not_before.is_(None), sends.c.not_before <= now),
-    )
-    ready = (
-        select(sends.c.id, sends.c.occurrence_id, sends.c.language)
-        .join(send_plans, send_plans.c.occurrence_id == sends.c.occurrence_id)
-        .join(occurrences, occurrences.c.id == sends.c.occurrence_id)
-        .where(due, send_plans.c.status == "ready", occurrences.c.status == "sending")
-        .where(sends.c.occurrence_id == occurrence_id if occurrence_id is not None else and_(True))
-        .order_by(sends.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True, of=sends)
-    )
     with store.write() as conn:
-        first = conn.execute(ready).first()
-        if first is None:
+        found = _next_due(conn, occurrence_id, now)
+        if found is None:
             return None
-        ids = conn.scalars(
-            select(sends.c.id)
-            .where(due, sends.c.occurrence_id == first.occurrence_id, sends.c.language == first.language)
-            .order_by(sends.c.id)
-            .limit(limit)
-            .with_for_update(skip_locked=True)
-        ).all()
+        occurrence, language = found
         batch_id = conn.execute(
             send_batches.insert().values(
-                occurrence_id=first.occurrence_id,
-                language=first.language,
+                occurrence_id=occurrence,
+                language=language,
                 transport=transport,
                 status="claimed",
                 worker=worker,
                 lease_until=now + timedelta(seconds=lease),
                 attempts=1,
-                size=len(ids),
+                size=0,
                 created_at=now,
                 updated_at=now,
             )
         ).inserted_primary_key[0]  # type: ignore[index]
-        conn.execute(update(sends).where(sends.c.id.in_(ids)).values(status="claimed", batch_id=batch_id))
-        rows, suppressed = _unsuppressed(conn, first.occurrence_id, ids, now)
+        # SKIP LOCKED: rows another worker is claiming right now are left to it (PostgreSQL).
+        picked = (
+            select(sends.c.id)
+            .where(_due(occurrence, language, now))
+            .order_by(sends.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
+        )
+        chosen: Any
+        if store.is_sqlite:
+            chosen = sends.c.id.in_(picked.scalar_subquery())
+        else:
+            # `= ANY(ARRAY(...))`, not `IN (...)`: IN becomes a semi-join that reads the whole table.
+            chosen = sends.c.id == any_(func.array(picked.scalar_subquery()))
+        conn.execute(update(sends).where(chosen).values(status="claimed", batch_id=batch_id))
+        rows, suppressed = _unsuppressed(conn, occurrence, batch_id)
+        conn.execute(
+            update(send_batches)
+            .where(send_batches.c.id == batch_id)
+            .values(size=len(rows), **({} if rows else {"status": "sent"}))
+        )
         if not rows:
-            conn.execute(
-                update(send_batches).where(send_batches.c.id == batch_id).values(status="sent", size=0)
-            )
-            maybe_finish(conn, first.occurrence_id, now)
-        return Claim(batch_id, first.occurrence_id, first.language, transport, tuple(rows), suppressed)
+            maybe_finish(conn, occurrence, now)
+        return Claim(batch_id, occurrence, language, transport, tuple(rows), suppressed)
 
 
-def _unsuppressed(
-    conn: Connection, occurrence_id: int, ids: Sequence[int], now: datetime
-) -> tuple[list[Row], int]:
-    """The claimed rows still allowed to be mailed; the others are marked `suppressed` with the reason.
+def _unsuppressed(conn: Connection, occurrence_id: int, batch_id: int) -> tuple[list[Row], int]:
+    """The batch's rows still allowed to be mailed; the others are marked `suppressed` with the reason.
 
     Rechecked at claim time because a send at a local hour may be claimed a day after it was queued,
     and people unsubscribe, bounce or ask to be forgotten meanwhile.
@@ -164,6 +214,24 @@ def _unsuppressed(
         )
     ).first()
     plan_lists, plan_registered = (plan.lists, plan.registered_for) if plan else ([], [])
+    subscribed: Any
+    if plan_lists:
+        list_ids = list(
+            conn.scalars(
+                select(lists.c.id).where(lists.c.slug.in_(list(plan_lists)), lists.c.active.is_(True))
+            )
+        )
+        subscribed = (
+            exists()
+            .where(
+                subscriptions.c.subscriber_id == sends.c.subscriber_id,
+                subscriptions.c.status == "confirmed",
+                subscriptions.c.list_id.in_(list_ids),
+            )
+            .label("subscribed")
+        )
+    else:  # registrants, or those reminded of an event: no list to be on
+        subscribed = literal(True).label("subscribed")
     found = conn.execute(
         select(
             sends.c.id,
@@ -172,49 +240,35 @@ def _unsuppressed(
             sends.c.subscriber_id,
             subscribers.c.name,
             subscribers.c.timezone,
+            subscribed,
         )
         .outerjoin(subscribers, subscribers.c.id == sends.c.subscriber_id)
-        .where(sends.c.id.in_(ids))
+        .where(sends.c.batch_id == batch_id)
         .order_by(sends.c.id)
     ).all()
-    hashes = {email_hash(r.email): r.id for r in found}
+    # Plain tuples from here: attribute access on SQLAlchemy rows costs more than the rest of the loop.
+    hashes = {email_hash(email): send_id for send_id, email, *_ in found}
     blocked: dict[int, str] = {}
     for h in conn.scalars(
-        select(suppressions.c.email_hash).where(suppressions.c.email_hash.in_(list(hashes)))
+        select(suppressions.c.email_hash).where(in_keys(conn, suppressions.c.email_hash, hashes))
     ):
         blocked[hashes[h]] = "suppressed address"
-    people = [r.subscriber_id for r in found if r.subscriber_id]
-    subscribed = (
-        set(
-            conn.scalars(
-                select(subscriptions.c.subscriber_id)
-                .join(lists, lists.c.id == subscriptions.c.list_id)
-                .where(
-                    subscriptions.c.subscriber_id.in_(people),
-                    subscriptions.c.status == "confirmed",
-                    lists.c.slug.in_(list(plan_lists or [])),
-                    lists.c.active.is_(True),
-                )
-            )
-        )
-        if plan_lists
-        else None  # registrants, or those reminded of an event: no list to be on
-    )
+    people = [row[3] for row in found if row[3]]
     registered = still_registered(conn, people, plan_registered) if plan_registered else None
     rows = []
-    for r in found:
-        if r.subscriber_id is None:
-            blocked.setdefault(r.id, "subscriber forgotten")
-        elif subscribed is not None and r.subscriber_id not in subscribed:
-            blocked.setdefault(r.id, "no longer subscribed to the campaign's lists")
-        elif registered is not None and r.subscriber_id not in registered:
-            blocked.setdefault(r.id, "no longer registered for the event")
-        if r.id not in blocked:
-            rows.append(Row(r.id, r.email, r.name or "", r.language, r.subscriber_id, r.timezone or "UTC"))
+    for send_id, email, language, subscriber_id, name, timezone, ok in found:
+        if subscriber_id is None:
+            blocked.setdefault(send_id, "subscriber forgotten")
+        elif not ok:
+            blocked.setdefault(send_id, "no longer subscribed to the campaign's lists")
+        elif registered is not None and subscriber_id not in registered:
+            blocked.setdefault(send_id, "no longer registered for the event")
+        if send_id not in blocked:
+            rows.append(Row(send_id, email, name or "", language, subscriber_id, timezone or "UTC"))
     for reason in set(blocked.values()):
         conn.execute(
             update(sends)
-            .where(sends.c.id.in_([i for i, why in blocked.items() if why == reason]))
+            .where(in_ids(conn, sends.c.id, [i for i, why in blocked.items() if why == reason]))
             .values(status="suppressed", error=reason, batch_id=None)
         )
     return rows, len(blocked)
@@ -223,9 +277,9 @@ def _unsuppressed(
 # ---------------------------------------------------------------- marking
 
 
-def _rows(batch_id: int, send_ids: Iterable[int] | None) -> Any:
+def _rows(conn: Connection, batch_id: int, send_ids: Iterable[int] | None) -> Any:
     where = sends.c.batch_id == batch_id
-    return where if send_ids is None else and_(where, sends.c.id.in_(list(send_ids)))
+    return where if send_ids is None else and_(where, in_ids(conn, sends.c.id, send_ids))
 
 
 def mark_in_flight(
@@ -233,7 +287,11 @@ def mark_in_flight(
 ) -> int:
     """Record that the batch (or these of its rows) is being handed over; renew the lease.
 
-    Returns the rows moved to in_flight: fewer than asked means another worker took the batch over
+    A batch handed over whole (`send_ids` None: one SendGrid request, the outbox) is marked on its
+    batch row only, one write whatever its size: its rows stay `claimed` and count as in flight
+    while the batch is (see `recover_abandoned`). Rows handed over one by one (SMTP) are marked each.
+
+    Returns the rows now in flight: fewer than asked means another worker took the batch over
     (our lease ran out), and the caller must not hand those rows to the transport.
     """
     with store.write() as conn:
@@ -241,13 +299,16 @@ def mark_in_flight(
             update(send_batches)
             .where(send_batches.c.id == batch_id, send_batches.c.status.in_(("claimed", "in_flight")))
             .values(status="in_flight", lease_until=now + timedelta(seconds=lease), updated_at=now)
-        ).rowcount
-        if not ours:
+            .returning(send_batches.c.size)
+        ).first()
+        if ours is None:
             return 0
+        if send_ids is None:
+            return int(ours.size)
         return int(
             conn.execute(
                 update(sends)
-                .where(_rows(batch_id, send_ids), sends.c.status == "claimed")
+                .where(_rows(conn, batch_id, send_ids), sends.c.status == "claimed")
                 .values(status="in_flight")
             ).rowcount
         )
@@ -269,7 +330,7 @@ def mark_sent(
         if len(distinct) == 1:
             conn.execute(
                 update(sends)
-                .where(_rows(batch_id, message_ids), sends.c.status.in_(("claimed", "in_flight")))
+                .where(_rows(conn, batch_id, message_ids), sends.c.status.in_(("claimed", "in_flight")))
                 .values(status="sent", provider_message_id=distinct.pop() or None, sent_at=now)
             )
         elif message_ids:
@@ -283,8 +344,13 @@ def mark_sent(
                 .values(status="sent", provider_message_id=bindparam("mid"), sent_at=now),
                 [{"sid": send_id, "mid": (mid or "")[:200] or None} for send_id, mid in message_ids.items()],
             )
-        for send_id, error in (failed or {}).items():
-            conn.execute(update(sends).where(sends.c.id == send_id).values(status="failed", error=error))
+        if failed:
+            conn.execute(
+                update(sends)
+                .where(sends.c.id == bindparam("sid"))
+                .values(status="failed", error=bindparam("why")),
+                [{"sid": send_id, "why": error} for send_id, error in failed.items()],
+            )
         values: dict[str, Any] = {"updated_at": now}
         if provider_id:
             values["provider_id"] = provider_id[:200]
@@ -315,7 +381,7 @@ def close_batch(
     with store.write() as conn:
         conn.execute(
             update(sends)
-            .where(_rows(batch_id, send_ids), sends.c.status.in_(("claimed", "in_flight")))
+            .where(_rows(conn, batch_id, send_ids), sends.c.status.in_(("claimed", "in_flight")))
             .values(**row_values)
         )
         values: dict[str, Any] = {"error": error, "updated_at": now}
@@ -359,14 +425,21 @@ def maybe_finish(conn: Connection, occurrence_id: int, now: datetime) -> None:
     plan = conn.execute(select(send_plans).where(send_plans.c.occurrence_id == occurrence_id)).first()
     if plan is None or plan.status != "ready":
         return
-    counts: dict[str, int] = dict(
-        conn.execute(  # type: ignore[arg-type]
-            select(sends.c.status, func.count())
-            .where(sends.c.occurrence_id == occurrence_id, sends.c.status.in_(OPEN))
-            .group_by(sends.c.status)
-        ).all()
+    # Called after every batch: probe for one open row (an index seek) rather than count them all.
+    moving = conn.scalar(
+        select(sends.c.id)
+        .where(sends.c.occurrence_id == occurrence_id, sends.c.status.in_(OPEN[:3]))
+        .limit(1)
     )
-    if not counts:
+    if moving is not None:
+        return
+    doubted = int(
+        conn.scalar(
+            select(func.count()).where(sends.c.occurrence_id == occurrence_id, sends.c.status == "in_doubt")
+        )
+        or 0
+    )
+    if not doubted:
         conn.execute(
             update(send_plans)
             .where(send_plans.c.occurrence_id == occurrence_id)
@@ -377,12 +450,12 @@ def maybe_finish(conn: Connection, occurrence_id: int, now: datetime) -> None:
             .where(occurrences.c.id == occurrence_id, occurrences.c.status == "sending")
             .values(status="sent", reason="", updated_at=now)
         )
-    elif set(counts) == {"in_doubt"}:
+    else:
         conn.execute(
             update(occurrences)
             .where(occurrences.c.id == occurrence_id, occurrences.c.status == "sending")
             .values(
-                reason=f"{counts['in_doubt']} messages in doubt: waiting for SendGrid events or an operator "
+                reason=f"{doubted} messages in doubt: waiting for SendGrid events or an operator "
                 "decision (newsletter send --resolve)",
                 updated_at=now,
             )
@@ -416,17 +489,30 @@ def recover_abandoned(store: Store, now: datetime) -> int:
             taken += 1
             mode = MODES.get(b.transport, "batch")
             note = f"worker {b.worker} stopped"
-            back = ("claimed",) if mode != "idempotent" else ("claimed", "in_flight")
-            conn.execute(
-                update(sends)
-                .where(sends.c.batch_id == b.id, sends.c.status.in_(back))
-                .values(status="pending", batch_id=None)
+            # What may have left: every row of a whole batch in flight (one SendGrid request), or the
+            # rows marked in flight one by one (SMTP); never anything for the idempotent outbox.
+            back: tuple[str, ...]
+            doubt: tuple[str, ...]
+            if mode == "idempotent":
+                back, doubt = ("claimed", "in_flight"), ()
+            elif mode == "batch" and b.status == "in_flight":
+                back, doubt = (), ("claimed", "in_flight")
+            else:
+                back, doubt = ("claimed",), ("in_flight",)
+            if back:
+                conn.execute(
+                    update(sends)
+                    .where(sends.c.batch_id == b.id, sends.c.status.in_(back))
+                    .values(status="pending", batch_id=None)
+                )
+            doubted = (
+                doubt
+                and conn.execute(
+                    update(sends)
+                    .where(sends.c.batch_id == b.id, sends.c.status.in_(doubt))
+                    .values(status="in_doubt", error=f"{note} while handing over")
+                ).rowcount
             )
-            doubted = conn.execute(
-                update(sends)
-                .where(sends.c.batch_id == b.id, sends.c.status == "in_flight")
-                .values(status="in_doubt", error=f"{note} while handing over")
-            ).rowcount
             status = "in_doubt" if doubted else "released"
             conn.execute(
                 update(send_batches)

@@ -348,7 +348,9 @@ sends = Table(
     Column("sent_at", utc(), nullable=True),
     UniqueConstraint("occurrence_id", "subscriber_id"),
 )
-Index("ix_sends_claim", sends.c.occurrence_id, sends.c.status, sends.c.id)
+# Claims read the pending rows of one (occurrence, language) in id order: one index range, whatever the
+# statistics say (on stale ones PostgreSQL otherwise walks the primary key past every row already sent).
+Index("ix_sends_claim", sends.c.occurrence_id, sends.c.status, sends.c.language, sends.c.id)
 # A person's sends: behavioural segments reach their opens and clicks through it (audience.segments),
 # and forgetting someone sets their rows' subscriber_id to NULL without a scan.
 Index("ix_sends_subscriber", sends.c.subscriber_id)

@@ -370,7 +370,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table('sends', schema=None) as batch_op:
         batch_op.create_index('ix_sends_batch', ['batch_id'], unique=False)
-        batch_op.create_index('ix_sends_claim', ['occurrence_id', 'status', 'id'], unique=False)
+        batch_op.create_index('ix_sends_claim', ['occurrence_id', 'status', 'language', 'id'], unique=False)
         batch_op.create_index('ix_sends_report', ['occurrence_id', 'language', 'status'], unique=False)
         batch_op.create_index('ix_sends_subscriber', ['subscriber_id'], unique=False)
 
