@@ -210,3 +210,40 @@ def test_two_workers_at_once_share_the_work_without_overlap(
     with send_site.store.read() as conn:
         workers = {w.rsplit(":", 1)[-1] for w in conn.scalars(select(send_batches.c.worker))}
     assert workers == {"a", "b"}
+
+
+def test_two_workers_keep_one_shared_rate_limit(
+    shared_site: Any, shared_env: dict[str, str], smtp_server: Mailbox
+) -> None:
+    """Two processes, one limit of 20/s: together they send at 20/s, not 20/s each."""
+    send_site, site_env = shared_site, shared_env
+    occ, ids = queued(send_site, 120)
+    env = {
+        **site_env,
+        "NEWSLETTER_TRANSPORT": "smtp",
+        "NEWSLETTER_SMTP_HOST": smtp_server.host,
+        "NEWSLETTER_SMTP_PORT": str(smtp_server.port),
+        "NEWSLETTER_SMTP_STARTTLS": "false",
+        "NEWSLETTER_RATE_PER_SECOND": "20",
+        "NEWSLETTER_SEND_LEASE": "4",  # batches of 40 (rate x lease / 2): both workers get some
+    }
+    a, b = worker(send_site, env, "--once", "--name", "a"), worker(send_site, env, "--once", "--name", "b")
+    for proc in (a, b):
+        _, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err.decode()
+    assert ledger.counts(send_site.store, occ) == {"sent": 120}
+    assert sorted(smtp_server.count_by_recipient().values()) == [1] * 120
+    with send_site.store.read() as conn:
+        workers = {w.rsplit(":", 1)[-1] for w in conn.scalars(select(send_batches.c.worker))}
+    assert workers == {"a", "b"}
+    # A token bucket of 20/s holding 20: any k consecutive messages span at least (k - 20) / 20 s.
+    # (Two limits of 20/s each would let 40 through at once and then 40/s.) Two messages of slack
+    # for the time between a message's slot and its arrival.
+    times = sorted(smtp_server.arrived)
+    worst = max(
+        (j - i + 1) - (20 + 20 * (times[j] - times[i]))
+        for i in range(len(times))
+        for j in range(i, len(times))
+    )
+    assert worst <= 2, f"{worst:.1f} messages over the shared limit"
+    assert times[-1] - times[0] >= (120 - 20) / 20 - 0.2

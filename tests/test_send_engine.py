@@ -16,7 +16,7 @@ from newsletter.schedule.load import load_schedules
 from newsletter.schedule.occurrences import create_adhoc
 from newsletter.send import get_transport, ledger, transport_name
 from newsletter.send.engine import send_occurrence, send_single
-from newsletter.send.pacing import RateLimiter
+from newsletter.send.quota import StoreLimiter
 from newsletter.store.tables import occurrences, sends
 from tests.support.send import Mailbox, Prism, add_subscribers, parse_send_id
 
@@ -108,20 +108,42 @@ def test_a_test_copy_leaves_the_ledger_alone(send_site: Any) -> None:
     assert b"To: editor@example.org" in text and b"Content-Language: es" in text
 
 
-def test_rate_limiter_spreads_messages_over_time() -> None:
-    clock = [0.0]
+def test_rate_limiter_spreads_messages_over_time(store: Any) -> None:
+    clock = [1_000_000.0]
 
     def sleep(seconds: float) -> None:
         clock[0] += seconds
 
-    limiter = RateLimiter(per_second=10, per_hour=25, clock=lambda: clock[0], sleep=sleep)
+    limiter = StoreLimiter(store, "smtp", per_second=10, per_hour=25, clock=lambda: clock[0], sleep=sleep)
     for _ in range(20):
         limiter.acquire(1)
-    assert 0.9 <= clock[0] <= 1.1  # 20 messages at 10/s, the first 10 from a full bucket
+    assert 0.9 <= clock[0] - 1_000_000 <= 1.1  # 20 messages at 10/s, the first 10 from a full bucket
     limiter.acquire(5)
     before = clock[0]
     limiter.acquire(1)  # the hour is full: wait until the first message leaves the window
     assert clock[0] - before >= 3598
+
+
+def test_limiters_of_one_store_share_the_limit(store: Any) -> None:
+    """Two workers' limiters (each its own Store on one database) take turns in one bucket."""
+    from newsletter.store import Store
+
+    clock = [1_000_000.0]
+    waits: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    other = Store(store.url)
+    try:
+        a = StoreLimiter(store, "sendgrid", per_second=100, clock=lambda: clock[0], sleep=sleep)
+        b = StoreLimiter(other, "sendgrid", per_second=100, clock=lambda: clock[0], sleep=sleep)
+        # Four batches of 100 at one instant: the first from the full bucket, then 1 s, 2 s, 3 s later.
+        assert [a.acquire(100), b.acquire(100), a.acquire(100), b.acquire(100)] == [0.0, 1.0, 2.0, 3.0]
+        own = StoreLimiter(store, "smtp", per_second=100, clock=lambda: clock[0], sleep=sleep)
+        assert own.acquire(100) == 0.0  # another transport has its own limit
+    finally:
+        other.dispose()
 
 
 def test_get_transport_builds_each_kind(send_site: Any) -> None:

@@ -17,7 +17,7 @@ from newsletter.render.assemble import prepare_occurrence
 from newsletter.render.message import Recipient
 from newsletter.send import ledger
 from newsletter.send.enqueue import enqueue_occurrence
-from newsletter.send.pacing import RateLimiter, limiter_for
+from newsletter.send.quota import Limiter, shared_limiter
 from newsletter.send.transports.base import Transport
 from newsletter.store import Store, now_utc
 
@@ -67,7 +67,7 @@ def deliver(
     prepared: Any,
     *,
     lease: float,
-    limiter: RateLimiter | None = None,
+    limiter: Limiter | None = None,
     clock: Callable[[], datetime] = now_utc,
 ) -> Tally:
     """Hand one claimed batch to the transport, recording each step in the ledger before the next."""
@@ -125,7 +125,7 @@ def _deliver_each(
     prepared: Any,
     recipients: list[Any],
     lease: float,
-    limiter: RateLimiter | None,
+    limiter: Limiter | None,
     clock: Callable[[], datetime],
     tally: Tally,
 ) -> Tally:
@@ -235,7 +235,8 @@ def drain(
 ) -> Tally:
     """Claim and deliver batches until none is due (or `stop()`); transient failures end the drain."""
     s = site.settings
-    limiter = limiter_for(transport.name, s["rate_per_second"], s["rate_per_hour"])
+    # Kept in the store: every worker of this store (and in-process sends) shares one limit.
+    limiter = shared_limiter(site.store, transport.name, s["rate_per_second"], s["rate_per_hour"])
     size = transport.batch_size
     if s["rate_per_hour"]:
         size = min(size, s["rate_per_hour"])

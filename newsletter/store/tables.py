@@ -16,6 +16,7 @@ from sqlalchemy import (
     Boolean,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -355,6 +356,26 @@ Index("ix_sends_claim", sends.c.occurrence_id, sends.c.status, sends.c.language,
 # and forgetting someone sets their rows' subscriber_id to NULL without a scan.
 Index("ix_sends_subscriber", sends.c.subscriber_id)
 Index("ix_sends_batch", sends.c.batch_id)
+
+# Rate limits shared by every worker of the store (send/quota.py). Times are epoch seconds (Float):
+# workers compare them with their own clocks, so hosts sharing a store keep time with NTP.
+send_pace = Table(
+    "send_pace",
+    metadata,
+    Column("transport", String(16), primary_key=True),
+    Column("tokens", Float, nullable=False),  # per-second bucket at `stamp`; below 0: reserved ahead
+    Column("stamp", Float, nullable=False),
+)
+
+send_grants = Table(
+    "send_grants",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("transport", String(16), nullable=False),
+    Column("at", Float, nullable=False),  # when these messages may go (the sliding hour counts them)
+    Column("messages", Integer, nullable=False),
+)
+Index("ix_send_grants_transport_at", send_grants.c.transport, send_grants.c.at)
 
 # ---------------------------------------------------------------- track: links and hits
 

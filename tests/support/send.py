@@ -268,6 +268,7 @@ class Mailbox:
     port: int
     messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)  # (from, to, data)
     sessions: int = 0
+    arrived: list[float] = field(default_factory=list)  # time.time() of each message's DATA
 
     def count_by_recipient(self) -> dict[str, int]:
         counts: dict[str, int] = {}
@@ -289,6 +290,7 @@ class _Collector:
         return responses
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
+        self.box.arrived.append(time.time())
         self.box.messages.append(
             (envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content)
         )

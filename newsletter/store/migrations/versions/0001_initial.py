@@ -169,6 +169,22 @@ def upgrade() -> None:
     sa.Column('refreshed_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_report_watermark'))
     )
+    op.create_table('send_grants',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('transport', sa.String(length=16), nullable=False),
+    sa.Column('at', sa.Float(), nullable=False),
+    sa.Column('messages', sa.Integer(), nullable=False),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_send_grants'))
+    )
+    with op.batch_alter_table('send_grants', schema=None) as batch_op:
+        batch_op.create_index('ix_send_grants_transport_at', ['transport', 'at'], unique=False)
+
+    op.create_table('send_pace',
+    sa.Column('transport', sa.String(length=16), nullable=False),
+    sa.Column('tokens', sa.Float(), nullable=False),
+    sa.Column('stamp', sa.Float(), nullable=False),
+    sa.PrimaryKeyConstraint('transport', name=op.f('pk_send_pace'))
+    )
     op.create_table('subscribers',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
@@ -423,6 +439,11 @@ def downgrade() -> None:
         batch_op.drop_index('ix_subscribers_language')
 
     op.drop_table('subscribers')
+    op.drop_table('send_pace')
+    with op.batch_alter_table('send_grants', schema=None) as batch_op:
+        batch_op.drop_index('ix_send_grants_transport_at')
+
+    op.drop_table('send_grants')
     op.drop_table('report_watermark')
     with op.batch_alter_table('report_seen', schema=None) as batch_op:
         batch_op.drop_index('ix_report_seen_batch')
