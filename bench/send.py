@@ -58,13 +58,24 @@ NOW = render_bench.NOW
 
 
 class _Accept(http.server.BaseHTTPRequestHandler):
+    """Answers 202 at once; counts the personalizations (recipients) it was handed, for GET /count."""
+
     protocol_version = "HTTP/1.1"
+    recipients = 0
 
     def log_message(self, *args: Any) -> None:
         pass
 
+    def do_GET(self) -> None:  # noqa: N802
+        body = str(_Accept.recipients).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
     def do_POST(self) -> None:  # noqa: N802
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        _Accept.recipients += body.count(b'"to"')  # one per personalization (a counter, not a parser)
         self.send_response(202)
         self.send_header("X-Message-Id", "bench")
         self.send_header("Content-Length", "0")
@@ -161,15 +172,15 @@ def memory_child(n: int, port: int) -> None:
         site.close()
 
 
-def ledger_run(site: Any, n: int, port: int) -> tuple[float, float, float]:
-    """Enqueue n subscribers of a fresh occurrence and drain it through the SendGrid stand-in.
+def ledger_occurrence(site: Any, n: int) -> tuple[int, float]:
+    """n confirmed members in five languages and an occurrence of the digest to them, enqueued.
 
-    Returns (enqueue seconds, drain seconds, drain CPU seconds of this process).
+    Returns (occurrence id, enqueue seconds).
     """
     from sqlalchemy import select
 
     from newsletter.schedule.occurrences import create_adhoc
-    from newsletter.send.engine import PreparedCache, drain, enqueue_occurrence
+    from newsletter.send.engine import enqueue_occurrence
     from newsletter.store.bulk import insert_many
     from newsletter.store.tables import lists, subscribers, subscriptions
 
@@ -220,7 +231,18 @@ def ledger_run(site: Any, n: int, port: int) -> tuple[float, float, float]:
     occurrence = create_adhoc(site.store, schedules, "weekly-digest", now=NOW)
     t = time.perf_counter()
     enqueue_occurrence(site, occurrence, NOW, schedules)
-    enqueued = time.perf_counter() - t
+    return occurrence, time.perf_counter() - t
+
+
+def ledger_run(site: Any, n: int, port: int) -> tuple[float, float, float]:
+    """Enqueue n subscribers of a fresh occurrence and drain it through the SendGrid stand-in.
+
+    Returns (enqueue seconds, drain seconds, drain CPU seconds of this process).
+    """
+    from newsletter.send.engine import PreparedCache, drain
+
+    occurrence, enqueued = ledger_occurrence(site, n)
+    schedules = load_schedules(site)
     transport = SendGridTransport("SG.bench", f"http://127.0.0.1:{port}", timeout=30)
     cache = PreparedCache(site, lambda: schedules)
     t, cpu = time.perf_counter(), time.process_time()

@@ -120,12 +120,19 @@ def _sending(conn: Connection, occurrence_id: int | None) -> list[tuple[int, lis
     return found
 
 
-def _due(occurrence_id: int, language: str, now: datetime) -> Any:
-    # Every equality of ix_sends_claim (occurrence_id, status, language, id), then id order: the plan
-    # is one index range on any statistics, and rows already sent are never walked past.
+def _due(occurrence_id: int, language: str, now: datetime, dialect: str) -> Any:
+    # Every column of ix_sends_claim (occurrence_id, status, language, id), then id order: one index
+    # range, and rows already sent are never walked past.
+    if dialect == "postgresql":
+        # Status as a range and ordered by (status, id), which only ix_sends_claim yields: on the
+        # statistics of the enqueue (everything pending) PostgreSQL otherwise walks the primary key
+        # past every row already sent, 60 ms per claim at 30,000 sent, growing with the send.
+        status: Any = and_(sends.c.status >= "pending", sends.c.status <= "pending")
+    else:
+        status = sends.c.status == "pending"
     return and_(
         sends.c.occurrence_id == occurrence_id,
-        sends.c.status == "pending",
+        status,
         sends.c.language == language,
         or_(sends.c.not_before.is_(None), sends.c.not_before <= now),
     )
@@ -133,11 +140,15 @@ def _due(occurrence_id: int, language: str, now: datetime) -> Any:
 
 def _next_due(conn: Connection, occurrence_id: int | None, now: datetime) -> tuple[int, str] | None:
     """The (occurrence, language) whose oldest due row is oldest, per occurrence in order."""
+    dialect = conn.dialect.name
     for candidate, languages in _sending(conn, occurrence_id):
         oldest: tuple[int, str] | None = None
         for language in languages:
             first = conn.scalar(
-                select(sends.c.id).where(_due(candidate, language, now)).order_by(sends.c.id).limit(1)
+                select(sends.c.id)
+                .where(_due(candidate, language, now, dialect))
+                .order_by(sends.c.status, sends.c.id)
+                .limit(1)
             )
             if first is not None and (oldest is None or first < oldest[0]):
                 oldest = (first, language)
@@ -179,8 +190,8 @@ def claim_batch(
         # SKIP LOCKED: rows another worker is claiming right now are left to it (PostgreSQL).
         picked = (
             select(sends.c.id)
-            .where(_due(occurrence, language, now))
-            .order_by(sends.c.id)
+            .where(_due(occurrence, language, now, conn.dialect.name))
+            .order_by(sends.c.status, sends.c.id)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
