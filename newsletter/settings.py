@@ -92,8 +92,18 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("auto", "sendgrid", "smtp", "outbox", "memory"),
     ),
     Setting("outbox_dir", "outbox", "Folder the outbox transport writes .eml files into (relative to site)."),
-    Setting("rate_per_second", 0.0, "Most messages per second per transport (0: no limit).", float),
-    Setting("rate_per_hour", 0, "Most messages per sliding hour per transport (0: no limit).", int),
+    Setting(
+        "rate_per_second",
+        0.0,
+        "Most messages per second per transport, for all workers of the store together (0: no limit).",
+        float,
+    ),
+    Setting(
+        "rate_per_hour",
+        0,
+        "Most messages per sliding hour per transport, for all workers of the store together (0: no limit).",
+        int,
+    ),
     Setting("send_timeout", 30.0, "Seconds before a SendGrid or SMTP call times out.", float),
     Setting("send_retries", 5, "Retries of a SendGrid request refused with 429/5xx or not connected.", int),
     Setting(
