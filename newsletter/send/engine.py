@@ -14,7 +14,6 @@ from typing import Any
 from newsletter.campaigns import Schedules
 from newsletter.errors import BatchRejected, InDoubtError, SendError, TransientError, TransportAuthError
 from newsletter.render.assemble import prepare_occurrence
-from newsletter.render.message import Recipient
 from newsletter.send import ledger
 from newsletter.send.enqueue import enqueue_occurrence
 from newsletter.send.quota import Limiter, shared_limiter
