@@ -16,6 +16,7 @@ from urllib.parse import quote
 
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, settings
 
 from newsletter.site import Site
 from newsletter.store import Store
@@ -24,6 +25,16 @@ from newsletter.store import Store
 pytest_plugins = [
     f"tests.support.{stage}" for stage in ("feeds", "render", "schedule", "send", "track", "report")
 ]
+
+# Property tests (tests/test_fuzz_*.py): a moderate number of examples so the suite stays fast, no
+# per-example deadline (a shared CI machine stalls), and the store-backed ones reuse one site per test.
+settings.register_profile(
+    "newsletter",
+    max_examples=int(os.environ.get("NEWSLETTER_TEST_FUZZ_EXAMPLES", "60")),
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+settings.load_profile("newsletter")
 
 REPO = Path(__file__).resolve().parent.parent
 PG_URL = os.environ.get("NEWSLETTER_TEST_POSTGRES_URL", "")

@@ -80,8 +80,9 @@ def verify(
         raise Refused(503, "the SendGrid webhook is not configured (sendgrid_webhook_public_key is empty)")
     if not signature_b64 or not timestamp:
         raise Refused(403, f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER}")
-    if not timestamp.isdigit():
-        raise Refused(403, f"{TIMESTAMP_HEADER}: not epoch seconds")
+    # isdigit() alone takes "²" and other non-ASCII digits, which int() and the signature bytes refuse.
+    if not (timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12):
+        raise Refused(403, f"{TIMESTAMP_HEADER}: not epoch seconds: {timestamp[:40]!r}")
     try:
         signature = base64.b64decode(signature_b64, validate=True)
     except (ValueError, binascii.Error):
@@ -97,11 +98,14 @@ def verify(
         raise Refused(403, f"timestamp {timestamp} is outside the {max_age:g} s replay window")
 
 
-def parse(body: bytes) -> list[dict[str, Any]]:
+def parse(body: bytes) -> list[Any]:
+    """The events of a post (a JSON array; each item is checked by `ingest`); Refused(400) otherwise."""
     try:
-        data = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        data = json.loads(body, parse_constant=_constant)
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError, and NaN or Infinity
         raise Refused(400, f"body is not JSON: {exc}") from None
+    except RecursionError:
+        raise Refused(400, "body is not JSON SendGrid sends: nested too deep") from None
     if not isinstance(data, list):
         raise Refused(400, "body is not a JSON array of events")
     return data
@@ -115,6 +119,32 @@ class Ingested:
     errors: list[str] = field(default_factory=list)
 
 
+def _constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which are not JSON and no timestamp.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+# Epoch seconds a stored event may carry: from 1970 to the end of 9999 (what datetime holds).
+TIME_RANGE = (0.0, 253402300799.0)
+# Ids beyond a signed 64-bit integer match no row and overflow the database driver.
+MAX_ID = 2**63 - 1
+
+
+def problem(event: Any) -> str | None:
+    """Why `event` cannot be stored, or None when it can."""
+    if not isinstance(event, dict):
+        return f"not an object but {type(event).__name__}"
+    kind = event.get("event")
+    if not isinstance(kind, str) or kind not in KINDS:
+        return f"unknown event {str(kind)[:40]!r}"
+    stamp = event.get("timestamp")
+    if isinstance(stamp, bool) or not isinstance(stamp, int | float):
+        return f"{kind}: timestamp missing or not a number: {str(stamp)[:40]!r}"
+    if not TIME_RANGE[0] <= stamp <= TIME_RANGE[1]:  # also false for NaN
+        return f"{kind}: timestamp {str(stamp)[:40]} is not epoch seconds between 1970 and 9999"
+    return None
+
+
 def _first(event: dict[str, Any], keys: Sequence[str]) -> Any:
     for key in keys:
         value = event.get(key)
@@ -124,10 +154,10 @@ def _first(event: dict[str, Any], keys: Sequence[str]) -> Any:
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, int):
+    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
         return value
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
     return None
 
 
@@ -139,12 +169,8 @@ def ingest(
     batch: dict[str, dict[str, Any]] = {}
     loose: list[dict[str, Any]] = []
     for n, event in enumerate(items):
-        if not isinstance(event, dict) or event.get("event") not in KINDS:
-            kind = event.get("event") if isinstance(event, dict) else type(event).__name__
-            result.errors.append(f"event #{n}: unknown event {kind!r}; skipped")
-            continue
-        if not isinstance(event.get("timestamp"), int | float):
-            result.errors.append(f"event #{n} ({event['event']}): timestamp missing; skipped")
+        if (why := problem(event)) is not None:
+            result.errors.append(f"event #{n}: {why}; skipped")
             continue
         sg_id = event.get("sg_event_id")
         if isinstance(sg_id, str) and sg_id:

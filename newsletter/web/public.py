@@ -153,7 +153,8 @@ class Public(PublicContext):
         s = self.site.settings
         limit = int(s["webhook_max_bytes"])
         try:
-            if int(request.headers.get("content-length") or 0) > limit:
+            declared = request.headers.get("content-length") or "0"
+            if not (declared.isascii() and declared.isdigit()) or int(declared) > limit:
                 raise webhook.Refused(413, f"body over {limit} bytes")
             received = bytearray()  # grows in place: bytes += would copy the whole body per chunk
             async for chunk in request.stream():
