@@ -6,7 +6,8 @@ Each module here adds its commands to the root app with `register(app)`; one mod
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -37,6 +38,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
+
+
+@app.callback()
+def _root(
+    ctx: typer.Context,
+    site: Annotated[
+        Path | None,
+        typer.Option("--site", help="Site folder, for every command (also accepted after the command)."),
+    ] = None,
+) -> None:
+    if site is not None:
+        from newsletter.cli.common import SITE_KEY
+
+        ctx.meta[SITE_KEY] = site
+
 
 # Stage by stage, in pipeline order.
 MODULES = (

@@ -12,6 +12,19 @@ from rich.console import Console
 
 from newsletter.site import Site
 
+SITE_KEY = "newsletter.site"
+
+
+def _site_before_command(ctx: typer.Context, param: typer.CallbackParam, value: Path) -> Path:
+    """`newsletter --site DIR COMMAND`: the root's --site stands in unless the command has its own."""
+    given = ctx.find_root().meta.get(SITE_KEY)
+    # By name: Typer carries its own copy of click, whose ParameterSource is another class.
+    source = ctx.get_parameter_source(param.name or "")
+    if given is not None and getattr(source, "name", "") != "COMMANDLINE":
+        return Path(given)
+    return value
+
+
 SiteOpt = Annotated[
     Path,
     typer.Option(
@@ -19,6 +32,7 @@ SiteOpt = Annotated[
         envvar="NEWSLETTER_SITE",
         help="Site folder (templates/, lists/, schedules.yaml).",
         show_default=True,
+        callback=_site_before_command,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

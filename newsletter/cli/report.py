@@ -111,19 +111,33 @@ def _print_compare(data: dict[str, Any], as_json: bool) -> None:
 
 @users_app.command("add")
 def users_add(
-    email: Annotated[str, typer.Argument(help="The person's email, their login.")],
-    role: Annotated[str, typer.Option("--role", help="staff (schedule and send) or organiser (reports).")],
+    email: Annotated[
+        str | None, typer.Argument(help="The person's email, their login (asked for when left out).")
+    ] = None,
+    role: Annotated[
+        str | None,
+        typer.Option(
+            "--role", help="staff (schedule and send) or organiser (reports); asked for when left out."
+        ),
+    ] = None,
     password_stdin: Annotated[
         bool, typer.Option("--password-stdin", help="Read the password from stdin.")
     ] = False,
     site: SiteOpt = ".",  # type: ignore[assignment]
 ) -> None:
-    """Create a dashboard user (or reset their role and password)."""
+    """Create a dashboard user (or reset their role and password); asks for what is left out."""
+    store = load_site(site).store
+    if email is None:
+        email = typer.prompt("Email")
+    if role is None:
+        # The first user must be able to do everything, so staff; after that the safer default.
+        first = not accounts.list_users(store)
+        role = typer.prompt("Role (staff or organiser)", default="staff" if first else "organiser")
     if password_stdin:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    user = accounts.add_user(load_site(site).store, email, role, password)
+    user = accounts.add_user(store, email, role, password)
     console.print(f"user {user.email} ({user.role}) saved")
 
 

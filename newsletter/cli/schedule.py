@@ -89,6 +89,7 @@ def run(
     logging.getLogger("apscheduler").setLevel(logging.WARNING)
     logging.getLogger("alembic").setLevel(logging.WARNING)
     loaded = load_site(site)
+    _hint_first_user(loaded)
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -105,6 +106,20 @@ def run(
         on_ready=lambda parts: err_console.print(f"running: {parts}"),
     )
     err_console.print("stopped")
+
+
+def _hint_first_user(site: Any) -> None:
+    """On a fresh site nobody can log in to the dashboard yet: say how to fix that."""
+    from newsletter.accounts import list_users
+
+    if not list_users(site.store):
+        url = f"http://{site.settings['host']}:{site.settings['port']}/admin"
+        err_console.print(
+            f"no dashboard user yet: {url} asks for a login; add one with"
+            f" `newsletter users add --site {site.root}` (it asks for the email, role and password)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def _act(action: str, site: Any, occurrence: str) -> None:

@@ -81,13 +81,15 @@ class ProcessSink:
 
 
 def main() -> None:
-    from newsletter.store import Store
+    # Ctrl-C reaches the whole process group, and so does the SIGTERM of systemd, docker or a shell's
+    # job control; the web process decides when to stop and then closes the pipe, so the writer
+    # ignores both and drains what it was sent (a stop is then exit code 0, not -15).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    from newsletter.store import Store  # after the signals: importing SQLAlchemy takes a while
     from newsletter.track.hits import Hit, Memory, write_hits
     from newsletter.track.links import LinkCache
 
-    # Ctrl-C reaches the whole process group; the web process decides when to stop and then closes
-    # the pipe, so the writer ignores SIGINT and drains what it was sent.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.nice(NICENESS)
     stdin = sys.stdin.buffer
     config = _read(stdin)

@@ -1,0 +1,129 @@
+"""What a new user trips over on the example site: where --site goes, the dashboard's first user, stopping."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from typer.testing import CliRunner
+
+from newsletter.cli import app
+from newsletter import accounts as users
+from newsletter.site import Site
+from tests.conftest import REPO, copy_site
+
+
+def _config(args: list[str], cwd: Path, **env: str | None) -> dict[str, str]:
+    old = Path.cwd()
+    os.chdir(cwd)
+    try:
+        result = CliRunner().invoke(app, args, env={"NEWSLETTER_DATABASE_URL": None, **env})
+    finally:
+        os.chdir(old)
+    assert result.exit_code == 0, result.output
+    return dict(json.loads(result.output))
+
+
+def test_site_is_accepted_before_the_command_as_well_as_after(tmp_path: Path) -> None:
+    first, second = copy_site(tmp_path / "first"), copy_site(tmp_path / "second")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    before = _config(["--site", str(first), "config", "--json"], elsewhere)
+    assert before["database_url"] == f"sqlite:///{first / 'newsletter.db'}"
+    after = _config(["config", "--json", "--site", str(first)], elsewhere)
+    assert after["database_url"] == before["database_url"]
+    # Before the command beats the environment; the command's own --site beats both.
+    assert (
+        _config(["--site", str(first), "config", "--json"], elsewhere, NEWSLETTER_SITE=str(second)) == before
+    )
+    own = _config(["--site", str(first), "config", "--json", "--site", str(second)], elsewhere)
+    assert own["database_url"] == f"sqlite:///{second / 'newsletter.db'}"
+    # And a group's subcommands (two levels down) take it too.
+    old = Path.cwd()
+    os.chdir(elsewhere)
+    try:
+        result = CliRunner().invoke(
+            app, ["--site", str(first), "lists", "show", "--json"], env={"NEWSLETTER_DATABASE_URL": None}
+        )
+    finally:
+        os.chdir(old)
+    assert result.exit_code == 0, result.output
+    assert {row["list"] if "list" in row else row["slug"] for row in json.loads(result.output)} >= {"members"}
+    assert (first / "newsletter.db").exists() and not (elsewhere / "newsletter.db").exists()
+
+
+def test_users_add_asks_for_what_is_missing_and_makes_the_first_user_staff(site: Site) -> None:
+    runner = CliRunner()
+    args = ["users", "add", "--site", str(site.root)]
+    env = {"NEWSLETTER_DATABASE_URL": site.settings["database_url"]}
+    result = runner.invoke(app, args, input="first@example.org\n\ns3cret-pass\ns3cret-pass\n", env=env)
+    assert result.exit_code == 0, result.output
+    assert "Email" in result.output and "[staff]" in result.output
+    result = runner.invoke(app, args, input="second@example.org\n\ns3cret-pass\ns3cret-pass\n", env=env)
+    assert result.exit_code == 0, result.output
+    assert "[organiser]" in result.output
+    assert [(u.email, u.role) for u in users.list_users(site.store)] == [
+        ("first@example.org", "staff"),
+        ("second@example.org", "organiser"),
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(port: int) -> bool:
+    try:
+        return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_run_on_a_fresh_site_says_how_to_add_a_user_and_a_sigterm_stop_logs_no_error(tmp_path: Path) -> None:
+    site_dir = copy_site(tmp_path / "site")
+    port = _free_port()
+    log = tmp_path / "run.log"
+    env = {
+        **os.environ,
+        "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+        "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789",
+        "NEWSLETTER_PORT": str(port),
+        "NEWSLETTER_FEED_PULL_MINUTES": "0",
+        "NEWSLETTER_HIT_WRITER": "process",
+    }
+    with log.open("wb") as out:
+        # A session of its own, signalled as a whole: what systemd, docker and a terminal's job
+        # control do, so the hit writer process gets the SIGTERM too.
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "newsletter", "--site", str(site_dir), "run"],
+            env=env,
+            cwd=REPO,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 60
+        while not _healthy(port) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert _healthy(port), log.read_text()
+        httpx.get(f"http://127.0.0.1:{port}/admin", timeout=5)
+        os.killpg(proc.pid, signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0, log.read_text()
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    output = log.read_text()
+    assert "no dashboard user yet" in output and "newsletter users add" in output, output
+    assert "stopped" in output
+    assert "ERROR" not in output and "exit code" not in output, output
