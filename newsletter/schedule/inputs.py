@@ -13,6 +13,7 @@ from newsletter.campaigns import Audience, Campaign, Schedules
 from newsletter.feeds.query import count_items_since
 from newsletter.render.content import digest_since
 from newsletter.store import Store
+from newsletter.store.tables import sends
 
 
 def _audience_key(audience: Audience) -> tuple[object, ...]:
@@ -88,3 +89,19 @@ def items_since_last(store: Store, schedules: Schedules, now: datetime) -> dict[
         for c in schedules.campaigns.values()
         if c.trigger.only_if_new_items
     }
+
+
+def recipients_by_occurrence(store: Store, occurrence_ids: list[int]) -> dict[int, dict[str, int]]:
+    """Per occurrence that has ledger rows: its recipients per language (suppressed rows left out)."""
+    if not occurrence_ids:
+        return {}
+    out: dict[int, dict[str, int]] = {}
+    with store.read() as conn:
+        rows = conn.execute(
+            select(sends.c.occurrence_id, sends.c.language, func.count())
+            .where(sends.c.occurrence_id.in_(occurrence_ids), sends.c.status != "suppressed")
+            .group_by(sends.c.occurrence_id, sends.c.language)
+        ).all()
+    for occurrence_id, language, n in rows:
+        out.setdefault(int(occurrence_id), {})[language] = int(n)
+    return out

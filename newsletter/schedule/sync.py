@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import or_, select
 
 from newsletter.campaigns import Schedules
-from newsletter.schedule.inputs import audience_inputs, items_since_last
+from newsletter.schedule.inputs import audience_inputs, items_since_last, recipients_by_occurrence
 from newsletter.schedule.load import load_schedules
 from newsletter.schedule.moves import moved_after_reminders, record_calendar
 from newsletter.schedule.occurrences import (
@@ -83,6 +83,15 @@ def plan_for_site(
                 segment=segment_of(schedules, row.campaign, row.event_id, row.session),
             )
         )
+    # Once the send engine has written an occurrence's ledger, its rows are the audience (the plan's
+    # count is of who would get it now: nobody, for one already sent).
+    ledger = recipients_by_occurrence(site.store, [s.occurrence_id for s in merged if s.occurrence_id])
+    merged = [
+        replace(s, audience=sum(counted.values()), audience_by_language=counted)
+        if (counted := ledger.get(s.occurrence_id or 0))
+        else s
+        for s in merged
+    ]
     merged.sort(key=lambda s: (s.due, s.campaign, s.key))
     return merged
 
