@@ -24,14 +24,22 @@
   var builders = {
     timeline: function (d) {
       var t = d.timeline;
+      // A line needs two points: when every open and click fell within the first hour (one or two
+      // buckets), bars show what a line would leave blank.
+      var bars = t.length < 3;
+      function series(label, key, color, fill, extra) {
+        var set = { label: label, data: t.map(function (p) { return p[key]; }), borderColor: color };
+        if (bars) { return Object.assign(set, { backgroundColor: color }); }
+        return Object.assign(set, { backgroundColor: fill, fill: !!fill, tension: 0.25, pointRadius: 0 }, extra || {});
+      }
       return {
-        type: "line",
+        type: bars ? "bar" : "line",
         data: {
           labels: t.map(function (p) { return p.later ? "later" : "+" + p.hour + "h"; }),
           datasets: [
-            { label: "Opens (human)", data: t.map(function (p) { return p.opens; }), borderColor: PALETTE[0], backgroundColor: "rgba(37,99,235,.12)", fill: true, tension: 0.25, pointRadius: 0 },
-            { label: "Opens incl. machine", data: t.map(function (p) { return p.opens_all; }), borderColor: "#93c5fd", borderDash: [4, 3], tension: 0.25, pointRadius: 0 },
-            { label: "Clicks (human)", data: t.map(function (p) { return p.clicks; }), borderColor: SIGN_ON, backgroundColor: "rgba(194,65,12,.15)", fill: true, tension: 0.25, pointRadius: 0 }
+            series("Opens (human)", "opens", PALETTE[0], "rgba(37,99,235,.12)"),
+            series("Opens incl. machine", "opens_all", "#93c5fd", null, { borderDash: [4, 3] }),
+            series("Clicks (human)", "clicks", SIGN_ON, "rgba(194,65,12,.15)")
           ]
         },
         options: base({ scales: { x: { title: { display: true, text: "hours after sending" } }, y: { beginAtZero: true, ticks: { precision: 0 } } } })
