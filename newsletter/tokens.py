@@ -14,6 +14,8 @@ import hmac
 import time
 from typing import Any
 
+from newsletter.ids import parse_id
+
 MAC_BYTES = 12
 SHA256_BLOCK = 64
 PURPOSES = (
@@ -105,9 +107,10 @@ class Signer:
         except UnicodeDecodeError:
             return None
         if max_age is not None:
-            if not fields or not fields[-1].startswith("t") or not fields[-1][1:].isdigit():
+            issued = parse_id(fields[-1][1:]) if fields and fields[-1].startswith("t") else None
+            if issued is None:
                 return None
-            issued = int(fields.pop()[1:])
+            fields.pop()
             if (time.time() if now is None else now) - issued > max_age:
                 return None
         return fields

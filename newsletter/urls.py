@@ -15,6 +15,7 @@ personal URL. So personalising a message costs one HMAC, and every URL is still 
 
 from __future__ import annotations
 
+from newsletter.ids import parse_id
 from newsletter.tokens import Signer
 
 # The placeholder the renderer leaves in compiled HTML/text for the recipient token.
@@ -27,9 +28,7 @@ def recipient_token(signer: Signer, send_id: int) -> str:
 
 def read_recipient(signer: Signer, token: str) -> int | None:
     fields = signer.read("recipient", token)
-    if not fields or len(fields) != 1 or not fields[0].isdigit():
-        return None
-    return int(fields[0])
+    return parse_id(fields[0]) if fields and len(fields) == 1 else None
 
 
 def link_token(signer: Signer, link_id: int) -> str:
@@ -38,9 +37,7 @@ def link_token(signer: Signer, link_id: int) -> str:
 
 def read_link(signer: Signer, token: str) -> int | None:
     fields = signer.read("link", token)
-    if not fields or len(fields) != 1 or not fields[0].isdigit():
-        return None
-    return int(fields[0])
+    return parse_id(fields[0]) if fields and len(fields) == 1 else None
 
 
 def click_url(base_url: str, signer: Signer, link_id: int, r: str = RECIPIENT) -> str:

@@ -109,7 +109,8 @@ def test_a_campaign_whose_hits_all_fall_in_the_first_hour_still_draws_its_chart(
                 (a.right - a.left) * r, (a.bottom - a.top) * r).data;
               // Pixels of the opens' blue (#2563eb) and the clicks' orange (#c2410c) inside the plot.
               let blue = 0, orange = 0;
-              const near = (i, c) => Math.abs(px[i] - c[0]) + Math.abs(px[i + 1] - c[1]) + Math.abs(px[i + 2] - c[2]) < 40 && px[i + 3] > 200;
+              const near = (i, c) => px[i + 3] > 200
+                && Math.abs(px[i] - c[0]) + Math.abs(px[i + 1] - c[1]) + Math.abs(px[i + 2] - c[2]) < 40;
               for (let i = 0; i < px.length; i += 4) {
                 if (near(i, [37, 99, 235])) blue++;
                 if (near(i, [194, 65, 12])) orange++;

@@ -17,6 +17,7 @@ from sqlalchemy import Connection, select, update
 
 from newsletter.audience import status
 from newsletter.audience.subscribers import is_suppressed, normalize_email
+from newsletter.ids import parse_id
 from newsletter.store.tables import lists, subscribers, subscriptions
 from newsletter.tokens import Signer
 
@@ -122,9 +123,10 @@ def _confirm(
 def read_confirmation(signer: Signer, token: str, max_age: float, now: float) -> tuple[int, int] | None:
     """(subscriber id, list id) of a valid, unexpired confirmation token."""
     fields = signer.read("confirm", token, max_age=max_age, now=now)
-    if not fields or len(fields) != 2 or not all(f.isdigit() for f in fields):
+    ids = [parse_id(f) for f in fields or ()]
+    if len(ids) != 2 or ids[0] is None or ids[1] is None:
         return None
-    return int(fields[0]), int(fields[1])
+    return ids[0], ids[1]
 
 
 def confirm(conn: Connection, subscriber_id: int, list_id: int, *, ip: str, now: datetime) -> str | None:

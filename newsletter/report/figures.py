@@ -16,6 +16,7 @@ from sqlalchemy import func, or_, select
 from sqlalchemy.engine import Connection
 
 from newsletter.errors import InputError
+from newsletter.ids import parse_id
 from newsletter.report.rollup import SIGN_ON, refresh
 from newsletter.store import Store
 from newsletter.store.tables import links, occurrences, report_counts, report_sends, sends
@@ -161,8 +162,8 @@ def resolve(store: Store, ref: str) -> list[int]:
     """Occurrence ids for an occurrence id, an occurrence key, or a campaign name (all its occurrences)."""
     with store.read() as conn:
         clauses = [occurrences.c.key == ref, occurrences.c.campaign == ref]
-        if ref.isdigit():
-            clauses.append(occurrences.c.id == int(ref))
+        if (ref_id := parse_id(ref)) is not None:
+            clauses.append(occurrences.c.id == ref_id)
         rows = conn.execute(
             select(occurrences.c.id, occurrences.c.campaign)
             .where(or_(*clauses))
@@ -174,7 +175,7 @@ def resolve(store: Store, ref: str) -> list[int]:
                 f"campaign {ref!r}: no such occurrence id, key or campaign; campaigns with occurrences: "
                 f"{', '.join(known) or '(none yet)'}"
             )
-    by_id = [int(r.id) for r in rows if ref.isdigit() and int(r.id) == int(ref)]
+    by_id = [int(r.id) for r in rows if int(r.id) == parse_id(ref)]
     return by_id or [int(r.id) for r in rows]
 
 

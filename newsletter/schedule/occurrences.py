@@ -20,6 +20,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from newsletter.campaigns import Schedules, format_duration
 from newsletter.errors import InputError
+from newsletter.ids import parse_id
 from newsletter.schedule.plan import PlannedSend, occurrence_key
 from newsletter.store import Store
 from newsletter.store.tables import occurrences, send_plans
@@ -220,7 +221,8 @@ def stored_by_key(store: Store, since: datetime, until: datetime) -> dict[str, R
 def get(store: Store, key_or_id: str | int) -> Row[Any]:
     """The occurrence with this key or id; InputError when there is none."""
     text = str(key_or_id)
-    cond = occurrences.c.id == int(text) if text.isdigit() else occurrences.c.key == text
+    found_id = parse_id(text)
+    cond = occurrences.c.id == found_id if found_id is not None else occurrences.c.key == text
     with store.read() as conn:
         row = conn.execute(select(occurrences).where(cond)).first()
     if row is None:

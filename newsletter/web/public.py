@@ -19,6 +19,7 @@ from starlette.staticfiles import StaticFiles
 
 from newsletter.audience import status as substatus
 from newsletter.errors import NewsletterError
+from newsletter.ids import parse_id
 from newsletter.site import Site
 from newsletter.store import now_utc
 from newsletter.track import webhook
@@ -144,9 +145,9 @@ class Public(PublicContext):
 
     async def conversion(self, request: Request) -> Response:
         fields = self.signer.read("conversion", request.path_params["token"])
-        if fields and len(fields) == 2 and all(f.isdigit() for f in fields):
-            send_id = int(fields[1]) or None
-            self._hit(request, "conversion", send_id, int(fields[0]))
+        ids = [parse_id(f) for f in fields or ()]
+        if len(ids) == 2 and ids[0] is not None and ids[1] is not None:
+            self._hit(request, "conversion", ids[1] or None, ids[0])
         return Response(GIF, media_type="image/gif", headers=NO_STORE)
 
     async def sendgrid(self, request: Request) -> Response:
@@ -244,9 +245,10 @@ class Public(PublicContext):
 
     async def view(self, request: Request) -> Response:
         fields = self.signer.read("view", request.path_params["token"])
-        if not fields or len(fields) != 2 or not fields[0].isdigit() or fields[1] not in self.site.languages:
+        occurrence_id = parse_id(fields[0]) if fields and len(fields) == 2 else None
+        if occurrence_id is None or fields is None or fields[1] not in self.site.languages:
             return self.not_found(request)
-        key = (int(fields[0]), fields[1])
+        key = (occurrence_id, fields[1])
         if key not in self._archive:
             try:
                 html = await run_in_threadpool(_archive_copy, self.site, *key)
