@@ -76,7 +76,10 @@ def load_yaml(path: Path | str, text: str | None = None) -> Any:
             raise SourceError(
                 path, None, None, f"not UTF-8 text ({exc.reason} at byte {exc.start})"
             ) from None
-    loader = _Loader(text)
+    try:
+        loader = _Loader(text)
+    except yaml.reader.ReaderError as exc:
+        raise _reader_error(path, text, exc) from None
     loader.name = str(path)
     try:
         return loader.get_single_data()
@@ -86,7 +89,18 @@ def load_yaml(path: Path | str, text: str | None = None) -> Any:
         col = mark.column + 1 if mark else None
         problem = " ".join(p for p in (exc.context, exc.problem) if p)
         raise SourceError(path, line, col, f"invalid YAML: {problem}") from None
-    except yaml.YAMLError as exc:  # ReaderError: a control character, reported without a mark
+    except yaml.reader.ReaderError as exc:  # a control character: no mark, a position
+        raise _reader_error(path, text, exc) from None
+    except RecursionError:
+        raise SourceError(path, None, None, "invalid YAML: nested too deep") from None
+    except yaml.YAMLError as exc:  # anything else the loader refuses
         raise SourceError(path, None, None, f"invalid YAML: {exc}") from None
     finally:
         loader.dispose()
+
+
+def _reader_error(path: Path, text: str, exc: yaml.reader.ReaderError) -> SourceError:
+    before = text[: exc.position]
+    line, col = before.count("\n") + 1, exc.position - (before.rfind("\n") + 1) + 1
+    char = chr(exc.character) if isinstance(exc.character, int) else exc.character
+    return SourceError(path, line, col, f"invalid YAML: character {char!r} is not allowed")
