@@ -83,16 +83,27 @@ class ImportReport:
 
 
 def detect_encoding(path: Path) -> str:
-    """utf-8-sig when the bytes are UTF-8 (BOM or not), else cp1252. Reads in blocks: memory flat."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    with path.open("rb") as fh:
-        try:
-            while block := fh.read(1 << 20):
-                decoder.decode(block)
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            return "cp1252"
-    return "utf-8-sig"
+    """utf-8-sig when the bytes are UTF-8 (BOM or not), else cp1252; InputError when neither decodes
+    (cp1252 leaves five bytes undefined). Reads in blocks: memory flat."""
+    for encoding, name in (("utf-8", "utf-8-sig"), ("cp1252", "cp1252")):
+        decoder = codecs.getincrementaldecoder(encoding)()
+        offset = 0
+        with path.open("rb") as fh:
+            try:
+                while block := fh.read(1 << 20):
+                    decoder.decode(block)
+                    offset += len(block)
+                decoder.decode(b"", final=True)
+            except UnicodeDecodeError as exc:
+                if encoding == "cp1252":
+                    at = offset - len(block) + exc.start
+                    raise InputError(
+                        f"{path}: neither UTF-8 nor cp1252 text (byte 0x{exc.object[exc.start]:02x} at offset"
+                        f" {at}); save the file as UTF-8"
+                    ) from None
+                continue
+        return name
+    raise AssertionError("unreachable")
 
 
 def _records(fh: io.TextIOBase, path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
@@ -107,10 +118,20 @@ def _records(fh: io.TextIOBase, path: Path) -> tuple[list[str], Iterator[tuple[i
         header = next(reader)
     except StopIteration:
         raise InputError(f"{path}: the file is empty; expected a header row with an email column") from None
+    except csv.Error as exc:
+        raise InputError(f"{path}:1: the header is not CSV: {exc}") from None
 
     def rows() -> Iterator[tuple[int, list[str]]]:
         start = reader.line_num + 1
-        for record in reader:
+        while True:
+            # A broken record (a field over csv's size limit) leaves the reader lost: the whole
+            # import is refused, in its transaction, so nothing is half written.
+            try:
+                record = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as exc:
+                raise InputError(f"{path}:{start}: not CSV from here on: {exc}") from None
             yield start, record
             start = reader.line_num + 1
 
