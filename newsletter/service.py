@@ -12,6 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from newsletter.errors import ConfigError
 from newsletter.runner import Runner
 from newsletter.send.worker import run_worker
 
@@ -44,6 +45,16 @@ def run(
     ]
     for thread in threads:
         thread.start()
+    if not _listening(server, threads[1]):
+        # uvicorn logs the bind error and ends its thread: without this the rest would run on, and
+        # `run` would say the web app is up while nothing answers.
+        runner.stop()
+        worker_stop.set()
+        threads[0].join()
+        raise ConfigError(
+            f"the web app could not listen on {site.settings['host']}:{site.settings['port']} (is another"
+            " program using the port? set `port` in newsletter.toml or NEWSLETTER_PORT)"
+        )
     if on_ready:
         parts = [
             "scheduler",
@@ -61,6 +72,15 @@ def run(
         server.should_exit = True
         for thread in threads:
             thread.join()
+    return True
+
+
+def _listening(server: Any, thread: threading.Thread) -> bool:
+    """Wait until uvicorn listens (True) or its thread has ended without listening (False)."""
+    while not server.started:
+        if not thread.is_alive():
+            return False
+        thread.join(0.05)
     return True
 
 

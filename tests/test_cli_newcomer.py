@@ -127,3 +127,30 @@ def test_run_on_a_fresh_site_says_how_to_add_a_user_and_a_sigterm_stop_logs_no_e
     assert "no dashboard user yet" in output and "newsletter users add" in output, output
     assert "stopped" in output
     assert "ERROR" not in output and "exit code" not in output, output
+
+
+def test_run_with_its_port_taken_stops_with_a_clear_error(tmp_path: Path) -> None:
+    site_dir = copy_site(tmp_path / "site")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {
+            **os.environ,
+            "NEWSLETTER_DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+            "NEWSLETTER_SECRET_KEY": "test-secret-key-0123456789",
+            "NEWSLETTER_PORT": str(port),
+            "NEWSLETTER_FEED_PULL_MINUTES": "0",
+        }
+        # --for 120: without the check it would run on, web-less, for two minutes (and exit 0).
+        done = subprocess.run(
+            [sys.executable, "-m", "newsletter", "--site", str(site_dir), "run", "--for", "120"],
+            env=env,
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=100,
+        )
+    assert done.returncode == 2, done.stderr
+    assert f"the web app could not listen on 127.0.0.1:{port}" in done.stderr
+    assert "running:" not in done.stderr
