@@ -1,4 +1,5 @@
-"""Feed documents as a hostile or broken hub could serve them: parsed or refused, never active content.
+"""Feed documents as a hostile or broken hub could serve them: parsed or refused, never active content,
+neither in the stored item nor in the digest it goes into.
 
 Property: `parse_feed` returns (items, or an error naming the problem) and never raises; no stored
 field carries a script, an event handler, a `javascript:` or `data:` URL; links and images are
@@ -8,12 +9,16 @@ http(s) only.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from xml.sax.saxutils import escape
 
 from hypothesis import example, given
 from hypothesis import strategies as st
 
 from newsletter.feeds.parse import parse_feed
+from newsletter.render import prepare, sample_context
+from newsletter.render.content import item_view
+from newsletter.site import Site
 
 LANGUAGES = ["en", "fr", "es", "ru", "pt"]
 ACTIVE = re.compile(
@@ -121,3 +126,49 @@ def test_fuzzed_feed_documents_parse_to_inert_items_or_an_error(
 @given(st.binary(max_size=400) | st.text(max_size=400).map(str.encode))
 def test_arbitrary_bytes_are_a_feed_error_not_an_exception(body: bytes) -> None:
     _check(body)
+
+
+# A control character in an item stopped the whole digest (the MJML parser refuses it).
+ESCAPE_ITEM = {
+    "title": "t",
+    "link": "https://hub.example.org/a",
+    "guid": "",
+    "html": "\x1b",
+    "image": "",
+    "date": "",
+}
+RENDERED_ACTIVE = re.compile(
+    r"<\s*(script|iframe|object|embed|form)\b|\son\w+\s*=|javascript:|vbscript:", re.I
+)
+NOW = datetime(2021, 4, 14, 9, tzinfo=UTC)
+
+
+def test_fuzzed_feed_items_render_into_a_digest_without_active_content(render_site: Site) -> None:
+    @given(entries.filter(bool), st.booleans())
+    @example([dict(ESCAPE_ITEM)], False)
+    @example([dict(ESCAPE_ITEM, title="\x1b", html="&#27;")], False)
+    def render(items: list[dict[str, str]], cdata: bool) -> None:
+        feed = parse_feed(
+            _rss(items, cdata),
+            {},
+            url="https://hub.example.org/feed",
+            languages=LANGUAGES,
+            default_language="en",
+        )
+        context = sample_context(render_site, "en", NOW)
+        context["items"] = [
+            item_view(
+                {"title": i.title, "link": i.link, "summary_html": i.summary_html, "language": "en"},
+                "en",
+                False,
+            )
+            for i in feed.items
+        ]
+        prepared = prepare(
+            render_site, template="digest", language="en", context=context, campaign_id="fuzz", now=NOW
+        )
+        found = RENDERED_ACTIVE.search(prepared.html)
+        assert not found, prepared.html[max(0, found.start() - 200) : found.end() + 200]
+        assert "<mj-" not in prepared.html  # no item broke the layout open
+
+    render()

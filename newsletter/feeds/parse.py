@@ -11,7 +11,14 @@ from typing import Any
 
 import feedparser
 
-from newsletter.feeds.sanitize import clean_html, first_image, html_to_text, plain_to_html, safe_url
+from newsletter.feeds.sanitize import (
+    clean_html,
+    first_image,
+    html_to_text,
+    plain_to_html,
+    printable,
+    safe_url,
+)
 
 __all__ = ["ParsedItem", "ParsedFeed", "parse_feed", "normalize_language"]
 
@@ -134,7 +141,7 @@ def _item(
 
     tags: list[str] = []
     for tag in entry.get("tags") or []:
-        term = " ".join(str(tag.get("term") or tag.get("label") or "").split())
+        term = " ".join(printable(str(tag.get("term") or tag.get("label") or "")).split())
         if term and term.lower() not in {t.lower() for t in tags}:
             tags.append(term)
 
@@ -155,7 +162,7 @@ def _item(
     else:
         guid_key = "hash:" + _sha(title + "\x1f" + html_to_text(content_html))
 
-    author = " ".join(str(entry.get("author") or "").split())
+    author = " ".join(printable(str(entry.get("author") or "")).split())
     image = _image(entry, base) or first_image(content_html) or first_image(summary_html)
     digest = _sha("\x1f".join([title, link, summary_html, content_html, author, *tags, image or ""]))
     return ParsedItem(

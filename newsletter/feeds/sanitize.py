@@ -12,7 +12,7 @@ from urllib.parse import urljoin, urlsplit
 
 import nh3
 
-__all__ = ["clean_html", "plain_to_html", "html_to_text", "safe_url", "first_image"]
+__all__ = ["clean_html", "plain_to_html", "html_to_text", "printable", "safe_url", "first_image"]
 
 # What an email client can show and nothing that runs, loads a frame, or submits anything.
 TAGS = {
@@ -40,6 +40,9 @@ URL_SCHEMES = {"http", "https", "mailto"}
 WEB_SCHEMES = ("http", "https")
 
 # nh3 serialises every attribute as name="value" with quotes escaped, so an <img> tag is matchable.
+# Control characters (but tab and line ends): invisible in a mail, and the MJML parser refuses the whole
+# document over one, so a single item would stop a digest.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _IMG_TAG = re.compile(r'<img\b(?:\s+[\w:.-]+(?:="[^"]*")?)*\s*/?>')
 
 
@@ -50,6 +53,8 @@ def safe_url(
     if not url:
         return None
     url = url.strip()
+    if _CONTROL.search(url):  # no browser sends one, and it stops the MJML parser
+        return None
     try:
         absolute = urljoin(base, url) if base else url
         parts = urlsplit(absolute)
@@ -88,16 +93,22 @@ def clean_html(fragment: str, base: str | None = None) -> str:
         link_rel="noopener noreferrer",
     )
     # An <img> whose source was refused is an empty box in the mail: drop it.
+    cleaned = _CONTROL.sub("", cleaned)  # again: nh3 writes "&#27;" out as the character itself
     return _IMG_TAG.sub(lambda m: m.group(0) if ' src="' in m.group(0) else "", cleaned).strip()
 
 
 def plain_to_html(text: str) -> str:
     """Plain text as HTML: escaped, paragraphs and line breaks kept."""
-    text = text.strip().replace("\r\n", "\n")
+    text = _CONTROL.sub("", text).strip().replace("\r\n", "\n")
     if not text:
         return ""
     paragraphs = [p for p in re.split(r"\n\s*\n", text) if p.strip()]
     return "".join("<p>" + html.escape(p.strip()).replace("\n", "<br>") + "</p>" for p in paragraphs)
+
+
+def printable(text: str) -> str:
+    """`text` without control characters (tab and line ends kept)."""
+    return _CONTROL.sub("", text)
 
 
 def html_to_text(fragment: str) -> str:
@@ -106,7 +117,8 @@ def html_to_text(fragment: str) -> str:
         return ""
     stripped = nh3.clean(fragment, tags=set(), clean_content_tags=DROP_WITH_CONTENT, strip_comments=True)
     # Only ASCII whitespace is collapsed: French typography's no-break spaces ("sida :") stay.
-    return re.sub(r"[ \t\r\n\f\v]+", " ", html.unescape(stripped)).strip(" ")
+    text = re.sub(r"[ \t\r\n\f\v]+", " ", html.unescape(stripped)).strip(" ")
+    return _CONTROL.sub("", text)  # after unescaping: "&#27;" is one too
 
 
 def first_image(fragment: str) -> str | None:
