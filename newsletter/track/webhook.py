@@ -28,6 +28,7 @@ from sqlalchemy import select
 from newsletter.audience import status
 from newsletter.audience.subscribers import normalize_email
 from newsletter.errors import InputError, Refused
+from newsletter.ids import MAX_ID, parse_id
 from newsletter.store import Store
 from newsletter.store.tables import EVENT_KINDS, subscribers
 from newsletter.track import classify
@@ -126,8 +127,6 @@ def _constant(name: str) -> Any:
 
 # Epoch seconds a stored event may carry: from 1970 to the end of 9999 (what datetime holds).
 TIME_RANGE = (0.0, 253402300799.0)
-# Ids beyond a signed 64-bit integer match no row and overflow the database driver.
-MAX_ID = 2**63 - 1
 
 
 def problem(event: Any) -> str | None:
@@ -154,8 +153,8 @@ def _first(event: dict[str, Any], keys: Sequence[str]) -> Any:
 
 
 def _int(value: Any) -> int | None:
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 19:
-        value = int(value)
+    if isinstance(value, str):
+        return parse_id(value)
     if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID:
         return value
     return None
