@@ -15,8 +15,8 @@ from typing import Any
 import httpx
 from typer.testing import CliRunner
 
-from newsletter.cli import app
 from newsletter import accounts as users
+from newsletter.cli import app
 from newsletter.site import Site
 from tests.conftest import REPO, copy_site
 

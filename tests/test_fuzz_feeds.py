@@ -16,8 +16,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from newsletter.feeds.parse import parse_feed
-from newsletter.render import prepare, sample_context
 from newsletter.render.content import item_view
+from newsletter.render.prepare import prepare, sample_context
 from newsletter.site import Site
 
 LANGUAGES = ["en", "fr", "es", "ru", "pt"]

@@ -22,8 +22,9 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from newsletter.audience.lists import sync_lists
-from newsletter.render import Recipient, prepare, sample_context
 from newsletter.render.environment import template_names
+from newsletter.render.message import Recipient
+from newsletter.render.prepare import prepare, sample_context
 from newsletter.render.preview import sample_recipient
 from newsletter.site import Site
 from tests.conftest import copy_site
