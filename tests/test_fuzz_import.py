@@ -61,6 +61,7 @@ def test_fuzzed_csv_files_import_or_raise_an_input_error(site: Site, tmp_path: P
     @example(b"email,name\r\nana@example.org,\x81\x8d\x90\r\n")  # bytes cp1252 leaves undefined
     @example(b"email\r\n" + b"x" * 200_000 + b"@example.org\r\n")  # over csv's field limit
     @example(b'email\r\n"ana@example.org\r\n')  # an unclosed quote
+    @example(b"email,name,org\r\nnul@example.org,A\x00B,\x00\r\n")  # PostgreSQL refuses NUL in text
     def run(data: bytes) -> None:
         path.write_bytes(data)
         before = _stored(site)

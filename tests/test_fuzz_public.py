@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote, urlsplit
 
 import httpx
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 from sqlalchemy import select
 
@@ -175,6 +175,9 @@ def test_fuzzed_subscribe_and_preferences_forms_answer_below_500_and_never_echo_
             ),
             st.lists(value | st.sampled_from(["members", "key-populations"]), max_size=3),
         )
+        @example(
+            "subscribe", {"email": "nul@example.org", "name": "A\x00B"}, []
+        )  # NUL: PostgreSQL refuses it
         def post(form_name: str, fields: dict[str, str], wanted: list[str]) -> None:
             if form_name == "subscribe":
                 path, data = "/subscribe/members", {**fields, "csrf": subscribe_csrf}

@@ -17,6 +17,7 @@ from newsletter.audience.lists import list_id
 from newsletter.audience.subscribers import (
     check_country,
     check_timezone,
+    clean_text,
     email_hash,
     normalize_email,
 )
@@ -198,15 +199,15 @@ class _Importer:
         try:
             email = normalize_email(raw["email"])
             values: dict[str, Any] = {"email": email}
-            if raw.get("name", "").strip():
-                values["name"] = raw["name"].strip()[:200]
+            if name := clean_text(raw.get("name", "")):
+                values["name"] = name
             if raw.get("language", "").strip():
                 values["language"] = self._language(raw["language"])
             if raw.get("timezone", "").strip():
                 values["timezone"] = check_timezone(raw["timezone"].strip())
             if raw.get("country", "").strip():
                 values["country"] = check_country(raw["country"])
-            attrs = {k: raw[k].strip() for k in self.extra if raw.get(k, "").strip()}
+            attrs = {clean_text(k): v for k in self.extra if (v := clean_text(raw.get(k, ""), 1000))}
             if attrs:
                 values["attributes"] = attrs
             return values

@@ -16,7 +16,7 @@ from typing import Any
 from sqlalchemy import Connection, select, update
 
 from newsletter.audience import status
-from newsletter.audience.subscribers import is_suppressed, normalize_email
+from newsletter.audience.subscribers import clean_text, is_suppressed, normalize_email
 from newsletter.ids import parse_id
 from newsletter.store.tables import lists, subscribers, subscriptions
 from newsletter.tokens import Signer
@@ -62,7 +62,7 @@ def request(conn: Connection, wish: Request, *, now: datetime) -> Outcome | None
         inserted = conn.execute(
             subscribers.insert().values(
                 email=email,
-                name=wish.name[:200],
+                name=clean_text(wish.name),
                 language=language,
                 timezone="UTC",
                 country="",

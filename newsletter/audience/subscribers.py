@@ -74,6 +74,16 @@ def email_hash(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode("utf-8")).hexdigest()
 
 
+# Control characters in free text: invisible, and PostgreSQL refuses NUL in any text column.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def clean_text(text: str, size: int = 200) -> str:
+    """Free text from outside (a name, an attribute) as stored: control characters dropped, whitespace
+    collapsed, at most `size` characters."""
+    return " ".join(_CONTROL.sub(" ", text).split())[:size]
+
+
 @lru_cache(maxsize=1024)
 def check_timezone(name: str) -> str:
     """The IANA zone `name`, or InputError."""
