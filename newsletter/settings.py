@@ -85,6 +85,42 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp_password", "", "SMTP password.", secret=True),
     Setting("smtp_starttls", True, "Use STARTTLS on the SMTP connection.", _bool),
     Setting(
+        "bounce_address",
+        "",
+        "Envelope sender of SMTP (and outbox) messages, e.g. bounces@hub.example.org: each message goes "
+        "out as bounces+<signed send token>@... (VERP), so a bounce names its send (empty: the From "
+        "address).",
+    ),
+    Setting(
+        "bounce_mailbox",
+        "",
+        "Mailbox that receives the bounces, read by `newsletter bounces pull` and `run`: "
+        "imaps://user@host[:993]/FOLDER, imap://... (STARTTLS), pop3s://user@host[:995] or pop3://... "
+        "(STLS); user URL-quoted (bounces%40hub.example.org). Empty: off.",
+    ),
+    Setting("bounce_mailbox_password", "", "Password of the bounce mailbox.", secret=True),
+    Setting(
+        "bounce_processed_folder",
+        "processed",
+        "IMAP folder recognised bounces and complaints are moved to (unrecognised mail stays untouched).",
+    ),
+    Setting("bounce_ca_file", "", "CA certificate file for the bounce mailbox's TLS (empty: the system's)."),
+    Setting(
+        "bounce_pull_minutes", 5, "Minutes between two reads of the bounce mailbox in `newsletter run`.", int
+    ),
+    Setting(
+        "dkim_key_file",
+        "",
+        "PEM RSA private key that signs SMTP messages with DKIM (relative to the site; empty: no signing).",
+    ),
+    Setting("dkim_selector", "", "DKIM selector: the key is published at <selector>._domainkey.<domain>."),
+    Setting("dkim_domain", "", "DKIM signing domain (d=); empty: the domain of the From address."),
+    Setting(
+        "dns_nameserver",
+        "",
+        "Name server `newsletter check --deliverability` asks, as host or host:port (empty: the system's).",
+    ),
+    Setting(
         "transport",
         "auto",
         "auto (SendGrid if its key is set, else SMTP if its host is set, else the outbox), sendgrid, smtp, "
@@ -143,6 +179,12 @@ SETTINGS: tuple[Setting, ...] = (
         choices=("process", "thread"),
     ),
     Setting("soft_bounce_limit", 3, "Soft bounces after which an address is treated as bounced.", int),
+    Setting(
+        "soft_bounce_window_days",
+        30.0,
+        "Days a soft bounce counts towards soft_bounce_limit (SMTP and bounce mailbox; older ones decay).",
+        float,
+    ),
     Setting("subscribe_rate_limit", 10, "Most subscribe form posts per client IP per hour.", int),
     Setting("confirm_max_age", 604800, "Seconds a double opt-in confirmation link stays valid.", int),
     Setting(

@@ -29,6 +29,7 @@ PURPOSES = (
     "view",
     "conversion",
     "csrf",
+    "bounce",
 )
 
 

@@ -37,6 +37,11 @@ def get_transport(site: Any) -> Transport:
 
         if not s["smtp_host"]:
             raise ConfigError("transport = smtp but smtp_host is empty: set NEWSLETTER_SMTP_HOST")
+        dkim = None
+        if s["dkim_key_file"]:
+            from newsletter.send.dkim import DkimKey
+
+            dkim = DkimKey.load(site.root / s["dkim_key_file"], s["dkim_selector"], s["dkim_domain"])
         return SMTPTransport(
             s["smtp_host"],
             s["smtp_port"],
@@ -44,6 +49,8 @@ def get_transport(site: Any) -> Transport:
             password=s["smtp_password"],
             starttls=s["smtp_starttls"],
             timeout=s["send_timeout"],
+            bounce_address=s["bounce_address"],
+            dkim=dkim,
         )
     if name == "memory":
         from newsletter.send.transports.memory import MemoryTransport
@@ -51,4 +58,4 @@ def get_transport(site: Any) -> Transport:
         return MemoryTransport()
     from newsletter.send.transports.outbox import OutboxTransport
 
-    return OutboxTransport(site.outbox_dir)
+    return OutboxTransport(site.outbox_dir, bounce_address=s["bounce_address"])

@@ -15,6 +15,7 @@ from newsletter.campaigns import Schedules
 from newsletter.errors import BatchRejected, InDoubtError, SendError, TransientError, TransportAuthError
 from newsletter.render.assemble import prepare_occurrence
 from newsletter.send import ledger
+from newsletter.send.bounce_policy import Policy, record_replies
 from newsletter.send.enqueue import enqueue_occurrence
 from newsletter.send.quota import Limiter, shared_limiter
 from newsletter.send.transports.base import Transport
@@ -31,6 +32,7 @@ __all__ = [
 ]
 
 Progress = Callable[[int, int], None]  # (messages done, total)
+DEFER_RETRY = timedelta(minutes=30)  # a recipient the server deferred (4xx at RCPT) is tried again after
 
 
 @dataclass
@@ -42,11 +44,12 @@ class Tally:
     in_doubt: int = 0
     suppressed: int = 0
     requeued: int = 0
+    deferred: int = 0  # recipients the server deferred, tried again after DEFER_RETRY
     batches: int = 0
     errors: list[str] = field(default_factory=list)
 
     def add(self, other: Tally) -> None:
-        for name in ("sent", "failed", "in_doubt", "suppressed", "requeued", "batches"):
+        for name in ("sent", "failed", "in_doubt", "suppressed", "requeued", "deferred", "batches"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.errors.extend(other.errors)
 
@@ -68,14 +71,20 @@ def deliver(
     lease: float,
     limiter: Limiter | None = None,
     clock: Callable[[], datetime] = now_utc,
+    policy: Policy | None = None,
 ) -> Tally:
-    """Hand one claimed batch to the transport, recording each step in the ledger before the next."""
+    """Hand one claimed batch to the transport, recording each step in the ledger before the next.
+
+    `policy`: what an address refused at RCPT does (bounce_policy.py); None records nothing.
+    """
     tally = Tally(batches=1, suppressed=claim.suppressed)
     recipients = recipients_of(claim)
     if not recipients:
         return tally
     if transport.mode == "message":
-        return _deliver_each(store, transport, claim, prepared, recipients, lease, limiter, clock, tally)
+        return _deliver_each(
+            store, transport, claim, prepared, recipients, lease, limiter, clock, tally, policy
+        )
     if limiter is not None:
         limiter.acquire(len(recipients))
     if ledger.mark_in_flight(store, claim.batch_id, clock(), lease) != len(recipients):
@@ -127,6 +136,7 @@ def _deliver_each(
     limiter: Limiter | None,
     clock: Callable[[], datetime],
     tally: Tally,
+    policy: Policy | None,
 ) -> Tally:
     """One message at a time, each marked in flight before and sent after: a crash leaves one in doubt."""
     doubted = False
@@ -175,6 +185,11 @@ def _deliver_each(
         ledger.mark_sent(
             store, claim.batch_id, result.message_ids, clock(), failed=result.failed, final=False
         )
+        if result.deferred:
+            ledger.retry_later(store, claim.batch_id, result.deferred, clock() + DEFER_RETRY, result.deferred)
+            tally.deferred += len(result.deferred)
+        if policy is not None and (result.refused_recipients or result.deferred):
+            record_replies(store, result, recipient, policy, clock())
         tally.sent += len(result.message_ids)
         tally.failed += len(result.failed)
     _end_batch(store, claim.batch_id, doubted, clock())
@@ -243,6 +258,7 @@ def drain(
         # A claim must go out well within its lease, waits for the rate limit included.
         size = min(size, int(s["rate_per_second"] * s["send_lease"] / 2))
     size = max(1, size)
+    policy = Policy.of(s)
     tally = Tally()
     while not stop():
         now = now_utc()
@@ -266,10 +282,12 @@ def drain(
             tally.errors.append(reason)
             tally.requeued += len(claim.rows)
             continue
-        done = deliver(site.store, transport, claim, prepared, lease=s["send_lease"], limiter=limiter)
+        done = deliver(
+            site.store, transport, claim, prepared, lease=s["send_lease"], limiter=limiter, policy=policy
+        )
         tally.add(done)
         if progress is not None:
-            progress(done.sent + done.failed + done.in_doubt + done.suppressed)
+            progress(done.sent + done.failed + done.in_doubt + done.suppressed + done.deferred)
         if done.requeued:
             break  # the transport is failing for now: leave the rest to a later run
     return tally

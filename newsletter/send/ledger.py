@@ -405,6 +405,20 @@ def close_batch(
             maybe_finish(conn, _occurrence_of(conn, batch_id), now)
 
 
+def retry_later(
+    store: Store, batch_id: int, send_ids: Iterable[int], until: datetime, reasons: dict[int, str]
+) -> None:
+    """Rows the server deferred (SMTP 4xx at RCPT): back to pending, not claimed before `until`."""
+    with store.write() as conn:
+        for send_id in send_ids:
+            conn.execute(
+                update(sends)
+                .where(sends.c.id == send_id, sends.c.batch_id == batch_id)
+                .where(sends.c.status.in_(("claimed", "in_flight")))
+                .values(status="pending", batch_id=None, not_before=until, error=reasons.get(send_id, ""))
+            )
+
+
 def pause_occurrence(store: Store, occurrence_id: int, reason: str, now: datetime) -> None:
     with store.write() as conn:
         conn.execute(
@@ -465,12 +479,27 @@ def maybe_finish(conn: Connection, occurrence_id: int, now: datetime) -> None:
         conn.execute(
             update(occurrences)
             .where(occurrences.c.id == occurrence_id, occurrences.c.status == "sending")
-            .values(
-                reason=f"{doubted} messages in doubt: waiting for SendGrid events or an operator "
-                "decision (newsletter send --resolve)",
-                updated_at=now,
-            )
+            .values(reason=_doubt_reason(conn, occurrence_id, doubted), updated_at=now)
         )
+
+
+def _doubt_reason(conn: Connection, occurrence_id: int, count: int) -> str:
+    """What the operator is waiting for, in the terms of the transport that left the messages in doubt."""
+    transports = set(
+        conn.scalars(
+            select(send_batches.c.transport)
+            .join(sends, sends.c.batch_id == send_batches.c.id)
+            .where(sends.c.occurrence_id == occurrence_id, sends.c.status == "in_doubt")
+            .distinct()
+        )
+    )
+    decide = "`newsletter in-doubt` lists them; `newsletter in-doubt --batch ID --decide sent|resend|failed`"
+    if transports == {"smtp"}:
+        return (
+            f"{count} messages in doubt: the SMTP connection was lost during DATA, so the server may have "
+            f"accepted them; look their Message-IDs up in the mail server's log, then decide ({decide})"
+        )
+    return f"{count} messages in doubt: waiting for SendGrid events or an operator decision ({decide})"
 
 
 # ---------------------------------------------------------------- crashes and doubt

@@ -43,6 +43,8 @@ class BatchResult:
     # send id -> message id ("" when the provider names none, as a SendGrid stand-in may not)
     message_ids: dict[int, str] = field(default_factory=dict)
     failed: dict[int, str] = field(default_factory=dict)  # send id -> why this recipient was refused
+    deferred: dict[int, str] = field(default_factory=dict)  # send id -> a temporary refusal (SMTP 4xx)
+    refused_recipients: set[int] = field(default_factory=set)  # failed because the address was refused
 
 
 @runtime_checkable

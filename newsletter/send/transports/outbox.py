@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from newsletter.send.transports.base import BatchResult, Mode
+from newsletter.send.verp import envelope_sender
 
 
 def eml_name(send_id: int) -> str:
@@ -28,8 +29,9 @@ class OutboxTransport:
     mode: Mode = "idempotent"
     batch_size = 250  # what a crash makes it redo (cheaply: files already there are skipped)
 
-    def __init__(self, folder: Path | str, *, fsync: bool = True):
+    def __init__(self, folder: Path | str, *, fsync: bool = True, bounce_address: str = ""):
         self.folder = Path(folder)
+        self.bounce_address = bounce_address
         self.fsync = fsync
         self.folder.mkdir(parents=True, exist_ok=True)
 
@@ -39,7 +41,11 @@ class OutboxTransport:
         for r in recipients:
             path = self.folder / (eml_name(r.send_id) if r.send_id else f"single-{os.urandom(6).hex()}.eml")
             if not path.exists():
-                self._write(path, prepared.mime(r, date))
+                data = prepared.mime(r, date)
+                if self.bounce_address:
+                    sender = envelope_sender(prepared.signer, self.bounce_address, r.send_id)
+                    data = f"Return-Path: <{sender}>\r\n".encode() + data
+                self._write(path, data)
             result.message_ids[r.send_id] = path.name
         if self.fsync and recipients:
             # One flush of the whole batch (files and renames) before the ledger says "sent": a

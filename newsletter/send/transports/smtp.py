@@ -3,6 +3,11 @@
 One MIME message per recipient (the renderer builds it). The envelope goes in three steps (MAIL,
 RCPT, DATA) so a failure is placed: before DATA nothing was handed over and the message may be tried
 again; a connection lost inside DATA may have been accepted, so that message is in doubt.
+
+A 5xx at RCPT refuses that one recipient for good (the engine suppresses the address as a hard
+bounce); a 4xx at RCPT defers that one recipient (a soft bounce, tried again later). With a
+`bounce_address`, the envelope sender of each message is its VERP address (verp.py); with a DKIM key,
+each message is signed (dkim.py).
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from typing import Any
 
 from newsletter.errors import TransportAuthError
 from newsletter.send.transports.base import BatchResult, InDoubtError, Mode, TransientError
+from newsletter.send.verp import envelope_sender
 
 
 class SMTPTransport:
@@ -34,6 +40,8 @@ class SMTPTransport:
         starttls: bool = True,
         timeout: float = 30.0,
         tls_context: ssl.SSLContext | None = None,
+        bounce_address: str = "",
+        dkim: Any = None,
     ):
         self.host = host
         self.port = port
@@ -42,6 +50,8 @@ class SMTPTransport:
         self.starttls = starttls
         self.timeout = timeout
         self.tls_context = tls_context or ssl.create_default_context()
+        self.bounce_address = bounce_address
+        self.dkim = dkim  # newsletter.send.dkim.DkimKey, or None
         self._conn: smtplib.SMTP | None = None
         self.connections = 0  # connections opened (the benchmark shows reuse)
 
@@ -78,9 +88,19 @@ class SMTPTransport:
         result = BatchResult()
         date = datetime.now(UTC)  # the Date header: when it is handed over, not when it was rendered
         for r in recipients:
-            outcome = self._send_one(prepared.from_email, r.email, prepared.mime(r, date))
+            sender = prepared.from_email
+            if self.bounce_address:
+                sender = envelope_sender(prepared.signer, self.bounce_address, r.send_id)
+            data = prepared.mime(r, date)
+            if self.dkim is not None:
+                data = self.dkim.sign(data, prepared.from_email.rpartition("@")[2])
+            outcome = self._send_one(sender, r.email, data)
             if outcome.startswith("refused: "):
                 result.failed[r.send_id] = outcome[len("refused: ") :]
+                if outcome.startswith("refused: SMTP RCPT"):
+                    result.refused_recipients.add(r.send_id)
+            elif outcome.startswith("deferred: "):
+                result.deferred[r.send_id] = outcome[len("deferred: ") :]
             else:
                 result.message_ids[r.send_id] = outcome
         return result
@@ -98,6 +118,8 @@ class SMTPTransport:
                 code, reply = conn.rcpt(to)
                 if code not in (250, 251):
                     conn.rset()
+                    if 400 <= code < 500:  # this recipient only, for now: the next one may pass
+                        return f"deferred: SMTP RCPT TO:<{to}>: {code} {_text(reply)}"
                     return self._refused_or_retry(code, reply, f"RCPT TO:<{to}>")
                 break
             except (OSError, smtplib.SMTPException) as err:
