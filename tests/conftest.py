@@ -23,7 +23,8 @@ from newsletter.store import Store
 
 # Each stage keeps its own fixtures in tests/support/<stage>.py.
 pytest_plugins = [
-    f"tests.support.{stage}" for stage in ("feeds", "render", "schedule", "send", "track", "report")
+    f"tests.support.{stage}"
+    for stage in ("feeds", "render", "schedule", "send", "track", "report", "mailserver")
 ]
 
 # Property tests (tests/test_fuzz_*.py): a moderate number of examples so the suite stays fast, no

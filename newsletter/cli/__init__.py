@@ -65,6 +65,7 @@ MODULES = (
     "campaigns",
     "registrants",
     "send",
+    "bounces",
     "web",
     "report",
 )

@@ -46,12 +46,13 @@ def add_subscribers(
     now: datetime,
     prefix: str = "person",
     timezone: str = "UTC",
+    domain: str = "example.org",
 ) -> list[int]:
     """Insert `n` subscribers on `lists_` with languages in turn; returns their ids."""
     with store.write() as conn:
         list_ids = [conn.scalar(select(lists.c.id).where(lists.c.slug == slug)) for slug in lists_]
         assert all(list_ids), f"unknown list among {lists_}"
-        emails = [f"{prefix}{i}@example.org" for i in range(n)]
+        emails = [f"{prefix}{i}@{domain}" for i in range(n)]
         conn.execute(
             subscribers.insert(),
             [
