@@ -93,11 +93,13 @@ def _parse(msg: email.message.Message, signer: Signer, bounce_address: str) -> R
         report = Report("dsn", failures=_dsn_failures(msg))
         if not report.failures:
             report.failures = _flufl(msg)
-    elif _is_autoreply(msg):
-        return Report("autoreply", message_id=message_id, why="an auto-reply, not a bounce")
     else:
-        failures = _flufl(msg)
+        # Prose bounces (Exim, qmail) say Auto-Submitted too: a vacation notice is one that no
+        # detector reads as a bounce, or whose subject says what it is.
+        failures = [] if _AUTOREPLY_SUBJECT.match(_header(msg, "Subject")) else _flufl(msg)
         if not failures:
+            if _is_autoreply(msg):
+                return Report("autoreply", message_id=message_id, why="an auto-reply, not a bounce")
             return Report("other", message_id=message_id, why="neither a bounce nor a complaint")
         report = Report("dsn", failures=failures)
     report.message_id = message_id
