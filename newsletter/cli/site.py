@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 from rich.table import Table
 
@@ -43,13 +45,44 @@ def db_upgrade(site: SiteOpt = ".") -> None:  # type: ignore[assignment]
     store.dispose()
 
 
-def check(site: SiteOpt = ".", as_json: JsonOpt = False) -> None:  # type: ignore[assignment]
+def check(
+    site: SiteOpt = ".",  # type: ignore[assignment]
+    as_json: JsonOpt = False,
+    deliverability: Annotated[
+        bool, typer.Option("--deliverability", help="Look up SPF, DKIM and DMARC of the sender domains.")
+    ] = False,
+    domain: Annotated[
+        list[str] | None, typer.Option("--domain", help="Sender domain to look up (default: the lists').")
+    ] = None,
+) -> None:
     """Validate the whole site: lists, feeds, templates in every language, schedules."""
     from newsletter.check import check_site
 
+    if deliverability:
+        _check_deliverability(load_site(site, sync=False), domain or [], as_json)
+        return
     result = check_site(load_site(site, sync=False))
     if as_json:
         print_json(result.as_dict())
     else:
         result.print(console)
     raise typer.Exit(1 if result.errors else 0)
+
+
+def _check_deliverability(site: Site, domains: list[str], as_json: bool) -> None:
+    from newsletter.send.deliverability import check_site as check_domains
+
+    reports = check_domains(site, domains)
+    if as_json:
+        print_json([r.__dict__ for r in reports])
+    else:
+        for r in reports:
+            mark = "[red]✗[/]" if r.errors else "[green]✓[/]"
+            console.print(f"{mark} {r.domain} (envelope sender domain {r.envelope_domain})")
+            for line in r.ok:
+                console.print(f"  [green]ok:[/] {line}", highlight=False, soft_wrap=True)
+            for line in r.warnings:
+                console.print(f"  [yellow]warning:[/] {line}", highlight=False, soft_wrap=True)
+            for line in r.errors:
+                console.print(f"  [red]missing:[/] {line}", highlight=False, soft_wrap=True)
+    raise typer.Exit(1 if any(r.errors for r in reports) else 0)
