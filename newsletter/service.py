@@ -1,4 +1,4 @@
-"""`newsletter run`, the main job: the scheduler, the send worker, the web app and feed pulls together.
+"""`newsletter run`, the main job: the scheduler, the send worker, the web app, feed and bounce pulls.
 
 Shutdown order matters for "nothing half-sent": the scheduler stops first (a firing job finishes its
 enqueue transaction), then the worker is asked to stop and finishes the batch it holds, then the web
@@ -43,6 +43,13 @@ def run(
         ),
         threading.Thread(target=server.run, name="web"),
     ]
+    bounce_minutes = float(site.settings["bounce_pull_minutes"]) if site.settings["bounce_mailbox"] else 0
+    if bounce_minutes:
+        from newsletter.track.bounce_mail import pull_every
+
+        threads.append(
+            threading.Thread(target=pull_every, args=(site, worker_stop, bounce_minutes), name="bounce-pull")
+        )
     for thread in threads:
         thread.start()
     if not _listening(server, threads[1]):
@@ -63,6 +70,8 @@ def run(
         ]
         if runner.feed_pull_minutes:
             parts.append(f"feed pull every {runner.feed_pull_minutes:g} min")
+        if bounce_minutes:
+            parts.append(f"bounce mailbox read every {bounce_minutes:g} min")
         on_ready(", ".join(parts))
     try:
         stop.wait(for_seconds)

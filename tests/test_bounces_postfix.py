@@ -195,3 +195,27 @@ def test_pop3_pull_and_the_pipe_command_read_real_dsns(
             is not None
         )
         assert len(conn.execute(select(events.c.id).where(events.c.kind == "bounce")).all()) == 2
+
+
+def test_the_run_loop_reads_the_bounce_mailbox_by_itself(site: Any, mailserver: MailServer) -> None:
+    import threading
+    import time
+
+    from newsletter.track.bounce_mail import pull_every
+
+    site.settings = site.settings.replace(**mailserver.settings())
+    [unknown] = _people(site, mailserver, ["nobody"])
+    occ = create_adhoc(site, "weekly-digest", now=NOW)
+    assert send_occurrence(site, occ, NOW).sent == 1
+    stop = threading.Event()
+    thread = threading.Thread(target=pull_every, args=(site, stop, 0.01), name="bounce-pull")
+    thread.start()
+    try:
+        deadline = time.monotonic() + 60
+        while _statuses(site)[unknown] != {"bounced"} and time.monotonic() < deadline:
+            time.sleep(0.2)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert _statuses(site)[unknown] == {"bounced"} and not thread.is_alive()
+    assert len(mailserver.folder("processed")) == 1 and mailserver.folder() == []

@@ -124,3 +124,29 @@ def pull_site(site: Any, now: datetime, outcomes: list[Outcome] | None = None) -
         context=tls_context(s["bounce_ca_file"]),
         timeout=float(s["send_timeout"]),
     )
+
+
+def pull_every(site: Any, stop: Any, minutes: float, clock: Any = None) -> None:
+    """`newsletter run`'s bounce reader: pull the mailbox every `minutes` until `stop` (an Event) is set.
+
+    A failed pull (server down, password changed) is logged and tried again at the next interval.
+    """
+    import logging
+
+    from newsletter.errors import NewsletterError
+    from newsletter.store import now_utc
+
+    log = logging.getLogger("newsletter.bounces")
+    clock = clock or now_utc
+    while not stop.is_set():
+        try:
+            pulled = pull_site(site, clock())
+            if pulled.seen:
+                log.info("bounce mailbox: %s recognised, %s left", pulled.recognised, pulled.left)
+            for error in pulled.errors:
+                log.warning("bounce mailbox: %s", error)
+        except NewsletterError as exc:
+            log.warning("bounce mailbox not read: %s", exc)
+        except Exception:  # the reader must not take `run` down; the next interval retries
+            log.exception("bounce mailbox pull failed")
+        stop.wait(minutes * 60)
