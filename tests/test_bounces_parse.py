@@ -350,3 +350,22 @@ def test_mangled_reports_parse_without_raising(
     parse(raw, SIGNER, BOUNCES)
     parse(arf(to, failed, returned, rcpt=diagnostic), SIGNER, BOUNCES)
     parse(exim(to, failed, returned), SIGNER, BOUNCES)
+
+
+def test_outbox_messages_show_the_verp_return_path(site: Any) -> None:
+    from email import message_from_bytes
+
+    from newsletter.send.engine import send_occurrence
+
+    site.settings = site.settings.replace(bounce_address=BOUNCES)
+    add_subscribers(site.store, 2, languages=("en",), now=NOW, prefix="reader")
+    occ = create_adhoc(site, "weekly-digest", now=NOW)
+    assert send_occurrence(site, occ, NOW).sent == 2
+    with site.store.read() as conn:
+        by_email = dict(conn.execute(select(sends.c.email, sends.c.id)).all())
+    for path in site.outbox_dir.iterdir():
+        message = message_from_bytes(path.read_bytes())
+        assert path.read_bytes().startswith(b"Return-Path: <bounces+")
+        to = message["To"].rpartition("<")[2].strip("<>")
+        assert send_of(SIGNER, message["Return-Path"], BOUNCES) == by_email[to]
+        assert message["From"].endswith(">") and "bounces" not in message["From"]

@@ -158,6 +158,26 @@ def test_a_dead_smtp_worker_leaves_only_its_one_message_in_doubt(send_site: Any)
     assert [r.status for r in rows(send_site, occ)] == ["sent", "in_doubt", "pending", "pending"]
 
 
+@pytest.mark.parametrize("transport", ["smtp", "sendgrid"])
+def test_an_occurrence_waiting_on_doubt_says_so_in_its_transports_terms(
+    send_site: Any, transport: str
+) -> None:
+    occ, claim = _claimed(send_site, transport, n=2)
+    first, second = claim.rows[0].send_id, claim.rows[1].send_id
+    ledger.mark_in_flight(send_site.store, claim.batch_id, NOW, 300, [first])
+    ledger.mark_sent(send_site.store, claim.batch_id, {first: "250 ok"}, NOW, final=False)
+    ledger.mark_in_flight(send_site.store, claim.batch_id, NOW, 300, [second])
+    ledger.close_batch(send_site.store, claim.batch_id, "in_doubt", "lost", NOW, send_ids=[second])
+    with send_site.store.read() as conn:
+        reason = str(conn.scalar(select(occurrences.c.reason).where(occurrences.c.id == occ)))
+    assert "newsletter in-doubt --batch ID --decide sent|resend|failed" in reason
+    assert "--resolve" not in reason
+    if transport == "smtp":
+        assert "SMTP connection was lost during DATA" in reason and "SendGrid" not in reason
+    else:
+        assert "waiting for SendGrid events" in reason
+
+
 def test_a_live_worker_keeps_its_batch_until_the_lease_runs_out(send_site: Any) -> None:
     occ, claim = _claimed(send_site, "sendgrid", worker="another-host:1")
     assert ledger.recover_abandoned(send_site.store, NOW) == 0
