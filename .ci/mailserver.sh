@@ -9,6 +9,7 @@
 #   good*@newsletter.test                 delivered, all to one Maildir (.../good/)
 #   deferred*@newsletter.test             refused at RCPT with 450 4.2.1 (access map)
 #   refused*@newsletter.test              refused at RCPT with 550 5.1.1 (access map)
+#   sink*@newsletter.test                 accepted and discarded (the SMTP benchmark)
 #   anything else @newsletter.test        accepted, then bounced by Postfix with a real RFC 3464 DSN
 set -euo pipefail
 DOMAIN=newsletter.test
@@ -48,6 +49,9 @@ cat >"$CONF/vmailbox.regexp" <<EOF
 /^bounces(\+[^@]*)?@${DOMAIN//./\\.}\$/ $DOMAIN/bounces/
 /^good[-a-z0-9._]*@${DOMAIN//./\\.}\$/ $DOMAIN/good/
 EOF
+cat >"$CONF/transport.regexp" <<EOF
+/^sink[-a-z0-9._]*@${DOMAIN//./\\.}\$/ discard:accepted and discarded (benchmarks)
+EOF
 cat >"$CONF/recipient_access.regexp" <<EOF
 /^deferred[-a-z0-9._]*@${DOMAIN//./\\.}\$/ 450 4.2.1 Mailbox temporarily unavailable, try again later
 /^refused[-a-z0-9._]*@${DOMAIN//./\\.}\$/ 550 5.1.1 Mailbox disabled for this recipient
@@ -76,6 +80,7 @@ postconf -e \
     "virtual_uid_maps = static:$(id -u vmail)" \
     "virtual_gid_maps = static:$(id -g vmail)" \
     "recipient_delimiter = +" \
+    "transport_maps = regexp:$CONF/transport.regexp" \
     "alias_maps =" \
     "alias_database =" \
     "local_recipient_maps =" \

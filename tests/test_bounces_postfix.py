@@ -219,3 +219,13 @@ def test_the_run_loop_reads_the_bounce_mailbox_by_itself(site: Any, mailserver: 
         thread.join(30)
     assert _statuses(site)[unknown] == {"bounced"} and not thread.is_alive()
     assert len(mailserver.folder("processed")) == 1 and mailserver.folder() == []
+
+
+def test_the_test_mail_server_relays_nothing_off_the_machine(mailserver: MailServer) -> None:
+    import smtplib
+
+    with smtplib.SMTP(mailserver.smtp_host, mailserver.smtp_port, timeout=30) as smtp:
+        smtp.ehlo()
+        assert smtp.mail(f"bounces@{mailserver.domain}")[0] == 250
+        code, reply = smtp.rcpt("someone@example.com")
+    assert code == 554 and b"Relay access denied" in reply

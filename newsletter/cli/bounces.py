@@ -60,7 +60,7 @@ def process(
     from newsletter.track.bounce_mail import Outcome
 
     outcomes: list[Outcome] = []
-    site_handler(load_site(site, sync=False), now_utc(), outcomes)(raw)
+    site_handler(load_site(site, sync=False), now_utc(), outcomes)([raw])
     outcome = outcomes[0]
     applied = outcome.applied
     if as_json:

@@ -35,17 +35,34 @@ def handle(
     store: Store, raw: bytes, *, signer: Signer, bounce_address: str, policy: Policy, now: datetime
 ) -> Outcome:
     """Parse `raw`, and if it is a report about one of our sends, apply it (one transaction)."""
-    report = parse(raw, signer, bounce_address)
+    return handle_many(store, [raw], signer=signer, bounce_address=bounce_address, policy=policy, now=now)[0]
+
+
+def handle_many(
+    store: Store, raws: list[bytes], *, signer: Signer, bounce_address: str, policy: Policy, now: datetime
+) -> list[Outcome]:
+    """`handle` for a chunk of messages in one transaction: one commit a chunk, not one a message.
+
+    Safe to repeat: a chunk applied but not moved (a crash in between) is applied again as duplicates.
+    """
+    reports = [parse(raw, signer, bounce_address) for raw in raws]
+    outcomes: list[Outcome] = []
+    with store.write() as conn:
+        for raw, report in zip(raws, reports, strict=True):
+            outcomes.append(_apply_one(conn, raw, report, policy, now))
+    return outcomes
+
+
+def _apply_one(conn: Any, raw: bytes, report: Report, policy: Policy, now: datetime) -> Outcome:
     if report.kind not in ("dsn", "complaint"):
         return Outcome(False, report, report.why or report.kind)
-    with store.write() as conn:
-        send = _send_of(conn, report)
-        if send is None:
-            return Outcome(False, report, "names no send of this site")
-        found = bounces_of(report, send.id, send.email, _key(raw, report, send.id), now)
-        if not found:
-            return Outcome(False, report, "no failed recipient")
-        return Outcome(True, report, applied=apply(conn, found, policy))
+    send = _send_of(conn, report)
+    if send is None:
+        return Outcome(False, report, "names no send of this site")
+    found = bounces_of(report, send.id, send.email, _key(raw, report, send.id), now)
+    if not found:
+        return Outcome(False, report, "no failed recipient")
+    return Outcome(True, report, applied=apply(conn, found, policy))
 
 
 def _send_of(conn: Any, report: Report) -> Any:
@@ -92,18 +109,18 @@ def _key(raw: bytes, report: Report, send_id: int) -> str:
 
 
 def site_handler(site: Any, now: datetime, outcomes: list[Outcome] | None = None) -> Any:
-    """A mailbox handler for `site`: True for the messages it recognised and applied."""
+    """A mailbox handler for `site`: for a chunk of messages, True for each it recognised and applied."""
     s = site.settings
     signer = Signer(s["secret_key"])
     policy = Policy.of(s)
 
-    def handler(raw: bytes) -> bool:
-        outcome = handle(
-            site.store, raw, signer=signer, bounce_address=s["bounce_address"], policy=policy, now=now
+    def handler(raws: list[bytes]) -> list[bool]:
+        done = handle_many(
+            site.store, raws, signer=signer, bounce_address=s["bounce_address"], policy=policy, now=now
         )
         if outcomes is not None:
-            outcomes.append(outcome)
-        return outcome.recognised
+            outcomes.extend(done)
+        return [o.recognised for o in done]
 
     return handler
 

@@ -103,9 +103,10 @@ def _parse(msg: email.message.Message, signer: Signer, bounce_address: str) -> R
             return Report("other", message_id=message_id, why="neither a bounce nor a complaint")
         report = Report("dsn", failures=failures)
     report.message_id = message_id
-    report.send_id = _signed_send(msg, signer, bounce_address)
+    returned = _returned_headers(msg)
+    report.send_id = _signed_send(msg, returned, signer, bounce_address)
     if report.send_id is None:
-        report.unsigned_send_id = _unsigned_send(msg)
+        report.unsigned_send_id = _unsigned_send(returned)
     if report.kind == "dsn" and not report.failures:
         report.kind, report.why = "other", "a delivery report with no failed recipient"
     return report
@@ -220,12 +221,13 @@ def _returned_headers(msg: email.message.Message) -> list[email.message.Message]
     return out
 
 
-def _signed_send(msg: email.message.Message, signer: Signer, bounce_address: str) -> int | None:
+def _signed_send(
+    msg: email.message.Message, returned: list[email.message.Message], signer: Signer, bounce_address: str
+) -> int | None:
     candidates = [_header(msg, h) for h in ("Delivered-To", "X-Original-To", "To", "Envelope-To")]
     for part in msg.walk():
         if part.get_content_type() == "message/feedback-report":
             candidates.append(_fields_of(part).get("original-mail-from", ""))
-    returned = _returned_headers(msg)
     candidates += [_header(h, "Return-Path") for h in returned]
     for value in candidates:
         for address in _ADDRESS.findall(value):
@@ -241,8 +243,8 @@ def _signed_send(msg: email.message.Message, signer: Signer, bounce_address: str
     return None
 
 
-def _unsigned_send(msg: email.message.Message) -> int | None:
-    for headers in _returned_headers(msg):
+def _unsigned_send(returned: list[email.message.Message]) -> int | None:
+    for headers in returned:
         found = _OUR_MESSAGE_ID.search(_header(headers, "Message-ID"))
         if found:
             return int(found.group(1))

@@ -67,7 +67,8 @@ class Pulled:
     errors: list[str] = field(default_factory=list)
 
 
-Handler = Callable[[bytes], bool]  # True: recognised and applied, so the message may be moved
+# For a chunk of messages, True for each one recognised and applied (so it may be moved).
+Handler = Callable[[list[bytes]], list[bool]]
 
 
 def tls_context(ca_file: str = "") -> ssl.SSLContext:
@@ -120,14 +121,11 @@ def _pull_imap(
         uids = data[0].split() if typ == "OK" and data and data[0] else []
         created = False
         for start in range(0, len(uids), FETCH_CHUNK):
-            chunk = uids[start : start + FETCH_CHUNK]
-            for uid, raw in _fetch(conn, chunk):
-                result.seen += 1
-                try:
-                    recognised = handler(raw)
-                except NewsletterError as exc:
-                    result.errors.append(f"message UID {uid.decode()}: {exc}")
-                    recognised = False
+            fetched = _fetch(conn, uids[start : start + FETCH_CHUNK])
+            result.seen += len(fetched)
+            for uid, recognised in zip(
+                [u for u, _ in fetched], _apply(handler, fetched, result), strict=True
+            ):
                 if not recognised:
                     result.left += 1
                     continue
@@ -143,6 +141,16 @@ def _pull_imap(
         except (OSError, imaplib.IMAP4.error):
             pass
     return result
+
+
+def _apply(handler: Handler, fetched: list[tuple[bytes, bytes]], result: Pulled) -> list[bool]:
+    """The handler's verdicts for a chunk; none recognised (so nothing moved) when it fails."""
+    try:
+        verdicts = handler([raw for _, raw in fetched])
+    except NewsletterError as exc:
+        result.errors.append(f"messages {fetched[0][0].decode()}-{fetched[-1][0].decode()}: {exc}")
+        return [False] * len(fetched)
+    return list(verdicts)
 
 
 def _capabilities(conn: imaplib.IMAP4) -> set[str]:
@@ -199,20 +207,19 @@ def _pull_pop3(
         except poplib.error_proto as exc:
             raise MailboxError(f"bounce mailbox: {box.user!r} refused ({exc}); check the password") from None
         count = len(conn.list()[1])
-        for number in range(1, count + 1):
-            # TOP with more lines than any message: the whole message, without marking it read.
-            _, lines, _ = conn.top(number, 10_000_000)
-            result.seen += 1
-            try:
-                recognised = handler(b"\r\n".join(lines) + b"\r\n")
-            except NewsletterError as exc:
-                result.errors.append(f"message {number}: {exc}")
-                recognised = False
-            if recognised:
-                conn.dele(number)
-                result.recognised += 1
-            else:
-                result.left += 1
+        for start in range(1, count + 1, FETCH_CHUNK):
+            fetched = []
+            for number in range(start, min(start + FETCH_CHUNK, count + 1)):
+                # TOP with more lines than any message: the whole message, without marking it read.
+                _, lines, _ = conn.top(number, 10_000_000)
+                fetched.append((str(number).encode(), b"\r\n".join(lines) + b"\r\n"))
+            result.seen += len(fetched)
+            for (number_text, _), recognised in zip(fetched, _apply(handler, fetched, result), strict=True):
+                if recognised:
+                    conn.dele(int(number_text))
+                    result.recognised += 1
+                else:
+                    result.left += 1
         conn.quit()  # the deletions take effect only here
     except BaseException:
         conn.close()  # no QUIT: nothing is deleted

@@ -120,10 +120,12 @@ class MailServer:
                 )
                 if not name:
                     continue
-                if conn.select(f'"{name}"')[0] != "OK":
+                typ, exists = conn.select(f'"{name}"')
+                if typ != "OK":
                     continue
-                conn.store("1:*", "+FLAGS.SILENT", r"(\Deleted)")
-                conn.expunge()
+                if exists and exists[0] not in (b"0", None):
+                    conn.store("1:*", "+FLAGS.SILENT", r"(\Deleted)")
+                    conn.expunge()
                 conn.close()
                 if name != "INBOX":
                     conn.delete(f'"{name}"')
