@@ -85,6 +85,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("smtp_password", "", "SMTP password.", secret=True),
     Setting("smtp_starttls", True, "Use STARTTLS on the SMTP connection.", _bool),
     Setting(
+        "smtp_connections",
+        1,
+        "SMTP connections one process sends over at once (each drains its own batches).",
+        int,
+    ),
+    Setting(
         "bounce_address",
         "",
         "Envelope sender of SMTP (and outbox) messages, e.g. bounces@hub.example.org: each message goes "

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +21,15 @@ from newsletter.schedule.occurrences import create_adhoc
 from newsletter.send import ledger
 from newsletter.send.engine import send_occurrence
 from newsletter.send.verp import send_of
-from newsletter.store.tables import consents, events, sends, subscribers, subscriptions, suppressions
+from newsletter.store.tables import (
+    consents,
+    events,
+    send_batches,
+    sends,
+    subscribers,
+    subscriptions,
+    suppressions,
+)
 from newsletter.tokens import Signer
 from newsletter.track.bounce_mail import pull_site
 from tests.support.mailserver import MailServer
@@ -229,3 +238,31 @@ def test_the_test_mail_server_relays_nothing_off_the_machine(mailserver: MailSer
         assert smtp.mail(f"bounces@{mailserver.domain}")[0] == 250
         code, reply = smtp.rcpt("someone@example.com")
     assert code == 554 and b"Relay access denied" in reply
+
+
+def test_parallel_smtp_connections_send_each_message_once(site: Any, mailserver: MailServer) -> None:
+    from collections import Counter
+    from email import message_from_bytes
+    from pathlib import Path
+
+    site.settings = site.settings.replace(**mailserver.settings(smtp_connections=3))
+    prefix = f"good-par-{mailserver.tag}-"
+    add_subscribers(site.store, 230, languages=("en",), now=NOW, prefix=prefix, domain=mailserver.domain)
+    occ = create_adhoc(site, "weekly-digest", now=NOW)
+    tally = send_occurrence(site, occ, NOW)
+    assert tally.sent == 230 and tally.batches >= 3, tally.errors
+    assert ledger.counts(site.store, occ) == {"sent": 230}
+    with site.store.read() as conn:
+        batches = conn.execute(select(send_batches.c.worker).where(send_batches.c.occurrence_id == occ)).all()
+    assert len({w for (w,) in batches}) >= 2  # more than one connection took part
+    seen: Counter[str] = Counter()
+    deadline = time.monotonic() + 60
+    while sum(seen.values()) < 230 and time.monotonic() < deadline:
+        seen.clear()
+        for sub in ("new", "cur"):
+            for path in (Path(mailserver.maildirs) / "good" / sub).glob("*"):
+                to = str(message_from_bytes(path.read_bytes()).get("To", ""))
+                if prefix in to:
+                    seen[to] += 1
+        time.sleep(0.3)
+    assert len(seen) == 230 and set(seen.values()) == {1}

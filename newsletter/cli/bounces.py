@@ -48,7 +48,7 @@ def process(
     as_json: JsonOpt = False,
 ) -> None:
     """Apply one message (a DSN or ARF report), e.g. piped in by Postfix; exit 0 either way."""
-    from newsletter.track.bounce_mail import site_handler
+    from newsletter.track.bounce_mail import Outcome, site_handler
 
     if file == "-":
         raw = sys.stdin.buffer.read()
@@ -57,8 +57,6 @@ def process(
             raw = Path(file).read_bytes()
         except OSError as exc:
             raise InputError(f"{file}: cannot read it ({exc.strerror})") from None
-    from newsletter.track.bounce_mail import Outcome
-
     outcomes: list[Outcome] = []
     site_handler(load_site(site, sync=False), now_utc(), outcomes)([raw])
     outcome = outcomes[0]

@@ -6,7 +6,7 @@ from typing import Any
 
 from newsletter.send.transports.base import Transport
 
-__all__ = ["get_transport", "transport_name"]
+__all__ = ["get_transport", "get_transports", "transport_name"]
 
 
 def transport_name(settings: Any) -> str:
@@ -59,3 +59,9 @@ def get_transport(site: Any) -> Transport:
     from newsletter.send.transports.outbox import OutboxTransport
 
     return OutboxTransport(site.outbox_dir, bounce_address=s["bounce_address"])
+
+
+def get_transports(site: Any) -> list[Transport]:
+    """The transports one process drains with at once: `smtp_connections` for SMTP, else one."""
+    count = max(1, int(site.settings["smtp_connections"])) if transport_name(site.settings) == "smtp" else 1
+    return [get_transport(site) for _ in range(count)]

@@ -6,7 +6,8 @@ rows themselves are written first by `enqueue_occurrence` (enqueue.py, re-export
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,6 +28,7 @@ __all__ = [
     "enqueue_occurrence",
     "deliver",
     "drain",
+    "drain_parallel",
     "send_occurrence",
     "send_single",
 ]
@@ -293,6 +295,57 @@ def drain(
     return tally
 
 
+def drain_parallel(
+    site: Any,
+    transports: Sequence[Transport],
+    cache: PreparedCache,
+    *,
+    worker: str,
+    occurrence_id: int | None = None,
+    progress: Callable[[int], None] | None = None,
+    stop: Callable[[], bool] = lambda: False,
+) -> Tally:
+    """`drain` over several transports at once, a thread each (`smtp_connections`): each claims its
+    own batches, so no message goes twice; the rate limits are the process's, shared."""
+    if len(transports) == 1:
+        return drain(
+            site, transports[0], cache, worker=worker, occurrence_id=occurrence_id, progress=progress,
+            stop=stop,
+        )  # fmt: skip
+    lock = threading.Lock()
+    tallies: list[Tally] = []
+    failures: list[BaseException] = []
+
+    def step(n: int) -> None:
+        if progress is not None:
+            with lock:
+                progress(n)
+
+    def run(index: int, transport: Transport) -> None:
+        try:
+            done = drain(
+                site, transport, cache, worker=f"{worker}:c{index}", occurrence_id=occurrence_id,
+                progress=step, stop=stop,
+            )  # fmt: skip
+            with lock:
+                tallies.append(done)
+        except BaseException as exc:  # re-raised below, in the caller's thread
+            with lock:
+                failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i, t), name=f"send-{i}") for i, t in enumerate(transports)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    total = Tally()
+    for done in tallies:
+        total.add(done)
+    if failures:
+        raise failures[0]
+    return total
+
+
 def send_occurrence(
     site: Any,
     occurrence_id: int,
@@ -302,11 +355,11 @@ def send_occurrence(
     progress: Progress | None = None,
 ) -> Tally:
     """Enqueue an occurrence and drain it in this process; rows due later stay queued for the worker."""
-    from newsletter.send import get_transport
+    from newsletter.send import get_transports
 
     total = enqueue_occurrence(site, occurrence_id, now, schedules)
     own = transport is None
-    transport = transport or get_transport(site)
+    transports = [transport] if transport is not None else get_transports(site)
     done = 0
 
     def step(n: int) -> None:
@@ -316,9 +369,9 @@ def send_occurrence(
             progress(done, total)
 
     try:
-        return drain(
+        return drain_parallel(
             site,
-            transport,
+            transports,
             PreparedCache(site, lambda: schedules),
             worker=ledger.worker_name("send"),
             occurrence_id=occurrence_id,
@@ -331,7 +384,8 @@ def send_occurrence(
         ) from None
     finally:
         if own:
-            transport.close()
+            for each in transports:
+                each.close()
 
 
 def send_single(site: Any, prepared: Any, recipient: Any, transport: Transport | None = None) -> str:
@@ -345,6 +399,6 @@ def send_single(site: Any, prepared: Any, recipient: Any, transport: Transport |
     finally:
         if own:
             transport.close()
-    if result.failed:
-        raise SendError(f"{recipient.email}: {next(iter(result.failed.values()))}")
+    if result.failed or result.deferred:
+        raise SendError(f"{recipient.email}: {next(iter({**result.failed, **result.deferred}.values()))}")
     return result.provider_id or next(iter(result.message_ids.values()), "")

@@ -10,8 +10,8 @@ from typing import Any
 from newsletter.campaigns import Schedules
 from newsletter.errors import TransportAuthError
 from newsletter.schedule.load import LiveSchedules
-from newsletter.send import get_transport, ledger
-from newsletter.send.engine import PreparedCache, Tally, drain
+from newsletter.send import get_transports, ledger
+from newsletter.send.engine import PreparedCache, Tally, drain_parallel
 from newsletter.store import now_utc
 
 log = logging.getLogger("newsletter.send.worker")
@@ -35,7 +35,7 @@ def run_worker(
     """
     worker = ledger.worker_name(worker_id)
     live = LiveSchedules(site) if schedules is None else None
-    transport = get_transport(site)
+    transports = get_transports(site)
     cache = PreparedCache(site, schedules or live or (lambda: Schedules({}, {})))
     total = Tally()
     try:
@@ -50,7 +50,7 @@ def run_worker(
                     "%s: took over %d abandoned batches, settled %d in-doubt messages", worker, taken, settled
                 )
             try:
-                done = drain(site, transport, cache, worker=worker, stop=stop.is_set)
+                done = drain_parallel(site, transports, cache, worker=worker, stop=stop.is_set)
             except TransportAuthError as exc:
                 # The occurrence is paused with the message; other occurrences may still go.
                 log.error("%s: %s", worker, exc)
@@ -61,5 +61,6 @@ def run_worker(
                 break
             stop.wait(BACKOFF_SECONDS if done.requeued else IDLE_SECONDS if not done.batches else 0)
     finally:
-        transport.close()
+        for transport in transports:
+            transport.close()
     return total
