@@ -369,3 +369,38 @@ def test_outbox_messages_show_the_verp_return_path(site: Any) -> None:
         to = message["To"].rpartition("<")[2].strip("<>")
         assert send_of(SIGNER, message["Return-Path"], BOUNCES) == by_email[to]
         assert message["From"].endswith(">") and "bounces" not in message["From"]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_bounce_mailbox_setting_parses_or_says_what_is_wrong(url: str) -> None:
+    from newsletter.errors import ConfigError
+    from newsletter.track.mailbox import SCHEMES, Mailbox
+
+    try:
+        box = Mailbox.parse(url)
+    except ConfigError as exc:
+        assert "bounce_mailbox" in str(exc)
+    else:
+        assert box.scheme in SCHEMES and box.host and box.user and 0 < box.port < 65536
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=200))
+def test_any_address_reads_as_a_send_or_none(address: str) -> None:
+    assert send_of(SIGNER, address, BOUNCES) is None or address.startswith("bounces+")
+
+
+def test_check_names_bad_bounce_settings(site: Any) -> None:
+    from newsletter.check import check_site
+
+    site.settings = site.settings.replace(
+        bounce_address="bounces+x@hub.example.org",
+        bounce_mailbox="ftp://bounces@mail.example.org/",
+        dkim_key_file="missing.pem",
+        dkim_selector="nl",
+    )
+    errors = check_site(site).errors
+    assert any(e.startswith("bounce_address 'bounces+x@hub.example.org'") for e in errors)
+    assert any(e.startswith("bounce_mailbox 'ftp://") for e in errors)
+    assert any(e.startswith("dkim_key_file") and "missing.pem" in e for e in errors)

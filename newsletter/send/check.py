@@ -36,6 +36,7 @@ def check_site(site: Any) -> CheckReport:
         parent = folder if folder.exists() else folder.parent
         if not os.access(parent, os.W_OK):
             report.errors.append(f"outbox_dir {folder}: not writable")
+    report.errors.extend(bounce_setting_errors(site))
     if s["send_timeout"] <= 0:
         report.errors.append(f"send_timeout {s['send_timeout']}: must be more than 0 seconds")
     where = {
@@ -46,3 +47,21 @@ def check_site(site: Any) -> CheckReport:
     rows = [[name, where[name], f"{s['rate_per_second'] or '-'} /s, {s['rate_per_hour'] or '-'} /h"]]
     report.tables.append(("transport", ["transport", "where", "rate limits"], rows))
     return report
+
+
+def bounce_setting_errors(site: Any) -> list[str]:
+    """What is wrong with the VERP and DKIM settings (each error names its setting)."""
+    from newsletter.errors import ConfigError
+    from newsletter.send.dkim import DkimKey
+
+    s = site.settings
+    errors = []
+    address = str(s["bounce_address"])
+    if address and (address.count("@") != 1 or "+" in address or not address.split("@")[0]):
+        errors.append(f"bounce_address {address!r}: expected local@domain without '+' (VERP adds it)")
+    if s["dkim_key_file"]:
+        try:
+            DkimKey.load(site.root / s["dkim_key_file"], s["dkim_selector"], s["dkim_domain"])
+        except ConfigError as exc:
+            errors.append(str(exc))
+    return errors

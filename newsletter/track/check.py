@@ -21,6 +21,16 @@ def check_site(site: Site) -> CheckReport:
             webhook._public_key(key)
         except webhook.Refused as exc:
             report.errors.append(f"{exc.reason}; paste the base64 key SendGrid shows for the signed webhook")
+    if s["bounce_mailbox"]:
+        from newsletter.errors import ConfigError
+        from newsletter.track.mailbox import Mailbox
+
+        try:
+            Mailbox.parse(s["bounce_mailbox"])
+        except ConfigError as exc:
+            report.errors.append(str(exc))
+        if not s["bounce_mailbox_password"]:
+            report.warnings.append("bounce_mailbox is set but bounce_mailbox_password is empty")
     for name in ("webhook_max_age", "webhook_max_bytes", "confirm_max_age"):
         if int(s[name]) <= 0:
             report.errors.append(f"{name}: must be positive; got {s[name]}")
