@@ -404,3 +404,17 @@ def test_check_names_bad_bounce_settings(site: Any) -> None:
     assert any(e.startswith("bounce_address 'bounces+x@hub.example.org'") for e in errors)
     assert any(e.startswith("bounce_mailbox 'ftp://") for e in errors)
     assert any(e.startswith("dkim_key_file") and "missing.pem" in e for e in errors)
+
+
+def test_a_bounce_settles_an_smtp_message_left_in_doubt(site: Any, sent: dict[str, int]) -> None:
+    from newsletter.send import ledger
+
+    claim = ledger.claim_batch(site.store, transport="smtp", worker="w", limit=100, now=NOW, lease=300)
+    assert claim is not None
+    first = claim.rows[0]
+    ledger.mark_in_flight(site.store, claim.batch_id, NOW, 300, [first.send_id])
+    ledger.close_batch(site.store, claim.batch_id, "in_doubt", "lost in DATA", NOW, send_ids=[first.send_id])
+    assert _apply(site, rfc3464(envelope_sender(SIGNER, BOUNCES, first.send_id), first.email)).recognised
+    assert ledger.resolve_in_doubt(site.store, NOW) == 1
+    with site.store.read() as conn:
+        assert conn.scalar(select(sends.c.status).where(sends.c.id == first.send_id)) == "sent"

@@ -497,7 +497,8 @@ def _doubt_reason(conn: Connection, occurrence_id: int, count: int) -> str:
     if transports == {"smtp"}:
         return (
             f"{count} messages in doubt: the SMTP connection was lost during DATA, so the server may have "
-            f"accepted them; look their Message-IDs up in the mail server's log, then decide ({decide})"
+            f"accepted them (a bounce for one settles it as sent); look their Message-IDs up in the mail "
+            f"server's log, then decide ({decide})"
         )
     return f"{count} messages in doubt: waiting for SendGrid events or an operator decision ({decide})"
 
