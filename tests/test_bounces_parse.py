@@ -418,3 +418,21 @@ def test_a_bounce_settles_an_smtp_message_left_in_doubt(site: Any, sent: dict[st
     assert ledger.resolve_in_doubt(site.store, NOW) == 1
     with site.store.read() as conn:
         assert conn.scalar(select(sends.c.status).where(sends.c.id == first.send_id)) == "sent"
+
+
+def test_soft_bounces_count_at_most_once_a_day(site: Any, sent: dict[str, int]) -> None:
+    email = sorted(sent)[0]
+    policy = Policy(soft_bounce_limit=2, soft_bounce_window_days=30)
+    for hour in range(5):  # a server deferring every retry of one morning
+        with site.store.write() as conn:
+            at = NOW + timedelta(hours=hour)
+            apply(conn, [Bounce("delayed", email, at, sent[email], "4.2.1", "busy", "smtp")], policy)
+    assert _status(site, email) == {"confirmed"}
+    with site.store.read() as conn:
+        assert len(conn.execute(select(events.c.id).where(events.c.kind == "deferred")).all()) == 5
+    with site.store.write() as conn:
+        at = NOW + timedelta(days=2)
+        assert apply(
+            conn, [Bounce("delayed", email, at, sent[email], "4.2.1", "busy", "smtp")], policy
+        ).suppressed
+    assert _status(site, email) == {"bounced"}

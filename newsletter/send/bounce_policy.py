@@ -10,8 +10,9 @@ count it alike:
     complaint  ARF abuse report           event `spamreport`              suppressed at once
 
 Soft bounces decay (as Mailman's bounce score does): an address is treated as bounced when
-`soft_bounce_limit` of them fall within `soft_bounce_window_days`; each is recorded in the subscriber's
-consent history with the server's diagnostic text, which is what the window counts.
+`soft_bounce_limit` of them fall within `soft_bounce_window_days`, at most one a day; each counted one is
+recorded in the subscriber's consent history with the server's diagnostic text, which is what the
+window counts (every one is stored as an event).
 """
 
 from __future__ import annotations
@@ -145,21 +146,16 @@ def _act(conn: Connection, b: Bounce, subscriber_id: int | None, email: str | No
 def soft_bounce(
     conn: Connection, subscriber_id: int, policy: Policy, *, source: str, detail: str, now: datetime
 ) -> bool:
-    """Record one soft bounce; True when `limit` of them within the window make the address bounced."""
+    """Record one soft bounce; True when `limit` of them within the window make the address bounced.
+
+    At most one counts per day (as Mailman scores them): a server deferring every retry of one day
+    is one bad day, not a dead address.
+    """
+    if _soft_bounces_since(conn, subscriber_id, now - timedelta(days=1), now):
+        return False
     status.record(conn, subscriber_id, None, SOFT_ACTION, source=source, detail=detail, now=now)
-    since = now - timedelta(days=policy.soft_bounce_window_days)
-    recent = int(
-        conn.scalar(
-            select(func.count())
-            .select_from(consents)
-            .where(
-                consents.c.subscriber_id == subscriber_id,
-                consents.c.action == SOFT_ACTION,
-                consents.c.at > since,
-                consents.c.at <= now,
-            )
-        )
-        or 0
+    recent = _soft_bounces_since(
+        conn, subscriber_id, now - timedelta(days=policy.soft_bounce_window_days), now
     )
     conn.execute(
         update(subscriptions)
@@ -177,6 +173,20 @@ def soft_bounce(
         )
         return True
     return False
+
+
+def _soft_bounces_since(conn: Connection, subscriber_id: int, since: datetime, now: datetime) -> int:
+    query = (
+        select(func.count())
+        .select_from(consents)
+        .where(
+            consents.c.subscriber_id == subscriber_id,
+            consents.c.action == SOFT_ACTION,
+            consents.c.at > since,
+            consents.c.at <= now,
+        )
+    )
+    return int(conn.scalar(query) or 0)
 
 
 def _address(value: str | None) -> str | None:
