@@ -212,7 +212,10 @@ def test_the_run_loop_reads_the_bounce_mailbox_by_itself(site: Any, mailserver: 
 
     from newsletter.track.bounce_mail import pull_every
 
-    site.settings = site.settings.replace(**mailserver.settings())
+    # Over IMAP with STARTTLS on port 143 this time.
+    site.settings = site.settings.replace(
+        **mailserver.settings(bounce_mailbox=mailserver.mailbox_url("imap"))
+    )
     [unknown] = _people(site, mailserver, ["nobody"])
     occ = create_adhoc(site, "weekly-digest", now=NOW)
     assert send_occurrence(site, occ, NOW).sent == 1
