@@ -110,7 +110,10 @@ class MailServer:
             smtp.sendmail(sender or f"someone@{self.domain}", [to or self.bounce_user], raw)
 
     def empty(self) -> None:
-        """Remove every message from the bounce mailbox's folders (test set-up only)."""
+        """Remove every message from the bounce mailbox and the good* Maildir (test set-up only)."""
+        for sub in ("new", "cur"):
+            for path in (Path(self.maildirs) / "good" / sub).glob("*"):
+                path.unlink(missing_ok=True)
         conn = self.imap()
         try:
             _, folders = conn.list()
@@ -132,8 +135,8 @@ class MailServer:
         finally:
             conn.logout()
 
-    def delivered(self, address: str) -> list[email.message.Message]:
-        """Messages delivered to `address` (a good* address: one shared Maildir)."""
+    def delivered(self, address: str = "") -> list[email.message.Message]:
+        """Messages delivered to good* addresses (one shared Maildir), to `address` if given."""
         found = []
         for sub in ("new", "cur"):
             for path in (Path(self.maildirs) / "good" / sub).glob("*"):
