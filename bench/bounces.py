@@ -33,8 +33,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH.parent))
 
-from newsletter.render import Recipient  # noqa: E402
-from newsletter.render.message import Prepared  # noqa: E402
+from newsletter.render.message import Prepared, Recipient  # noqa: E402
 from newsletter.send.bounce_policy import Policy  # noqa: E402
 from newsletter.send.transports.smtp import SMTPTransport  # noqa: E402
 from newsletter.send.verp import envelope_sender  # noqa: E402
@@ -171,6 +170,7 @@ def bench_bounces(n: int, runs: int) -> dict[str, float]:
     from sqlalchemy import func, select
 
     from newsletter.audience.lists import sync_lists
+    from newsletter.schedule.load import load_schedules
     from newsletter.schedule.occurrences import create_adhoc
     from newsletter.send.engine import enqueue_occurrence
     from newsletter.site import Site
@@ -191,8 +191,8 @@ def bench_bounces(n: int, runs: int) -> dict[str, float]:
             site = Site.load(site_dir, environ=env)
             sync_lists(site)
             add_subscribers(site.store, n, languages=("en",), now=NOW, prefix="gone")
-            occ = create_adhoc(site, "weekly-digest", now=NOW)
-            enqueue_occurrence(site, occ, NOW)
+            occ = create_adhoc(site.store, load_schedules(site), "weekly-digest", now=NOW)
+            enqueue_occurrence(site, occ, NOW, load_schedules(site))
             with site.store.read() as conn:
                 rows = conn.execute(select(sends.c.id, sends.c.email)).all()
             dsns = [

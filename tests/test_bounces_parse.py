@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from newsletter.audience.subscribers import email_hash
+from newsletter.schedule.load import load_schedules
 from newsletter.schedule.occurrences import create_adhoc
 from newsletter.send.bounce_policy import Bounce, Policy, apply, bounce_status
 from newsletter.send.engine import enqueue_occurrence
@@ -106,8 +107,8 @@ def arf(to: str, original_mail_from: str, returned: str, rcpt: str = "") -> byte
 def sent(site: Any) -> dict[str, int]:
     """A digest enqueued for five subscribers: address -> send id."""
     add_subscribers(site.store, 5, languages=("en",), now=NOW, prefix="reader")
-    occ = create_adhoc(site, "weekly-digest", now=NOW)
-    enqueue_occurrence(site, occ, NOW)
+    occ = create_adhoc(site.store, load_schedules(site), "weekly-digest", now=NOW)
+    enqueue_occurrence(site, occ, NOW, load_schedules(site))
     with site.store.read() as conn:
         return dict(conn.execute(select(sends.c.email, sends.c.id)).all())  # type: ignore[arg-type]
 
@@ -359,8 +360,8 @@ def test_outbox_messages_show_the_verp_return_path(site: Any) -> None:
 
     site.settings = site.settings.replace(bounce_address=BOUNCES)
     add_subscribers(site.store, 2, languages=("en",), now=NOW, prefix="reader")
-    occ = create_adhoc(site, "weekly-digest", now=NOW)
-    assert send_occurrence(site, occ, NOW).sent == 2
+    occ = create_adhoc(site.store, load_schedules(site), "weekly-digest", now=NOW)
+    assert send_occurrence(site, occ, NOW, load_schedules(site)).sent == 2
     with site.store.read() as conn:
         by_email = dict(conn.execute(select(sends.c.email, sends.c.id)).all())
     for path in site.outbox_dir.iterdir():

@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from newsletter.audience.subscribers import email_hash
 from newsletter.report import figures, rollup
+from newsletter.schedule.load import load_schedules
 from newsletter.schedule.occurrences import create_adhoc
 from newsletter.send import ledger
 from newsletter.send.engine import send_occurrence
@@ -92,8 +93,8 @@ def test_a_campaign_through_postfix_ends_with_the_unknown_users_suppressed(
     mailserver.wait_for(2)
     before = {body: flags for _, flags, body in mailserver.folder()}
 
-    occ = create_adhoc(site, "weekly-digest", now=NOW)
-    tally = send_occurrence(site, occ, NOW)
+    occ = create_adhoc(site.store, load_schedules(site), "weekly-digest", now=NOW)
+    tally = send_occurrence(site, occ, NOW, load_schedules(site))
     assert (tally.sent, tally.failed, tally.deferred) == (4, 1, 1), tally.errors
 
     # At RCPT: the 550 is suppressed at once, the 450 counts one soft bounce and is tried later.
@@ -168,8 +169,8 @@ def test_pop3_pull_and_the_pipe_command_read_real_dsns(
     )
     unknown = _people(site, mailserver, ["nobody", "gone"])
     mailserver.send_plain(UNRELATED)
-    occ = create_adhoc(site, "weekly-digest", now=NOW)
-    assert send_occurrence(site, occ, NOW).sent == 2
+    occ = create_adhoc(site.store, load_schedules(site), "weekly-digest", now=NOW)
+    assert send_occurrence(site, occ, NOW, load_schedules(site)).sent == 2
     dsns = [body for _, _, body in mailserver.wait_for(3) if b"delivery-status" in body]
     assert len(dsns) == 2
 
@@ -217,8 +218,8 @@ def test_the_run_loop_reads_the_bounce_mailbox_by_itself(site: Any, mailserver: 
         **mailserver.settings(bounce_mailbox=mailserver.mailbox_url("imap"))
     )
     [unknown] = _people(site, mailserver, ["nobody"])
-    occ = create_adhoc(site, "weekly-digest", now=NOW)
-    assert send_occurrence(site, occ, NOW).sent == 1
+    occ = create_adhoc(site.store, load_schedules(site), "weekly-digest", now=NOW)
+    assert send_occurrence(site, occ, NOW, load_schedules(site)).sent == 1
     stop = threading.Event()
     thread = threading.Thread(target=pull_every, args=(site, stop, 0.01), name="bounce-pull")
     thread.start()
@@ -249,8 +250,8 @@ def test_parallel_smtp_connections_send_each_message_once(site: Any, mailserver:
     site.settings = site.settings.replace(**mailserver.settings(smtp_connections=3))
     prefix = f"good-par-{mailserver.tag}-"
     add_subscribers(site.store, 230, languages=("en",), now=NOW, prefix=prefix, domain=mailserver.domain)
-    occ = create_adhoc(site, "weekly-digest", now=NOW)
-    tally = send_occurrence(site, occ, NOW)
+    occ = create_adhoc(site.store, load_schedules(site), "weekly-digest", now=NOW)
+    tally = send_occurrence(site, occ, NOW, load_schedules(site))
     assert tally.sent == 230 and tally.batches >= 3, (tally, tally.errors)
     assert ledger.counts(site.store, occ) == {"sent": 230}
     with site.store.read() as conn:

@@ -19,8 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from dnslib.server import DNSLogger, DNSServer
 from dnslib.zoneresolver import ZoneResolver
 
-from newsletter.render import Recipient
-from newsletter.render.message import Prepared
+from newsletter.render.message import Prepared, Recipient
 from newsletter.send.deliverability import judge, public_key_of, resolver_lookup
 from newsletter.send.dkim import DkimKey
 from newsletter.send.transports.smtp import SMTPTransport
