@@ -23,6 +23,8 @@ from newsletter.errors import InputError
 from newsletter.store.tables import consents, sends, subscribers, subscriptions, suppressions
 
 HEADER = "email,name,language,timezone,country,organisation\n"
+BASIS = "signed up at the 2021 partner meeting"
+CONSENT = ["--consent", BASIS, "--status", "confirmed"]
 
 
 def write(path, text, encoding="utf-8"):
@@ -56,7 +58,7 @@ def test_import_counts_and_stores_every_column(site, tmp_path):
         + "olga@example.org,Ольга,ru,Europe/Moscow,RU,EHRA\n"
         + "jean@example.org,Jean,fr_FR,Europe/Paris,FR,\n",
     )
-    report = import_csv(site, path, "members")
+    report = import_csv(site, path, "members", consent=BASIS, status="confirmed")
     assert (report.accepted, report.updated, report.unchanged, report.rejected) == (3, 0, 0, [])
     data = people.show(site.store, "ANA@example.ORG")
     assert data is not None
@@ -72,20 +74,20 @@ def test_import_counts_and_stores_every_column(site, tmp_path):
     assert ana["attributes"] == {"organisation": "GNP+"}
     assert data["subscriptions"][0]["list"] == "members" and data["subscriptions"][0]["status"] == "confirmed"
     assert data["consents"][0]["source"] == "import"
-    assert data["consents"][0]["detail"] == "people.csv line 2"
+    assert data["consents"][0]["detail"] == f"{BASIS}; people.csv line 2; status confirmed"
     assert people.show(site.store, "jean@example.org")["subscriber"]["language"] == "fr"
 
 
 def test_reimport_is_unchanged_then_updated(site, tmp_path):
     path = write(tmp_path / "a.csv", HEADER + "ana@example.org,Ana,pt,,,\n")
-    import_csv(site, path, "members")
-    again = import_csv(site, path, "members")
+    import_csv(site, path, "members", consent=BASIS, status="confirmed")
+    again = import_csv(site, path, "members", consent=BASIS, status="confirmed")
     assert (again.accepted, again.updated, again.unchanged) == (0, 0, 1)
     write(path, HEADER + "ANA@example.org,Ana Souza,es,,,\n")
-    changed = import_csv(site, path, "members")
+    changed = import_csv(site, path, "members", consent=BASIS, status="confirmed")
     assert (changed.accepted, changed.updated, changed.unchanged) == (0, 1, 0)
     assert people.show(site.store, "ana@example.org")["subscriber"]["language"] == "es"
-    other_list = import_csv(site, path, "drug-user-advocates")
+    other_list = import_csv(site, path, "drug-user-advocates", consent=BASIS, status="confirmed")
     assert (other_list.accepted, other_list.updated, other_list.unchanged) == (1, 0, 0)
     assert count(site.store, subscribers) == 1
 
@@ -93,7 +95,7 @@ def test_reimport_is_unchanged_then_updated(site, tmp_path):
 def test_duplicates_are_found_case_insensitively_across_chunks(site, tmp_path, monkeypatch):
     monkeypatch.setattr(importer, "CHUNK", 2)
     path = write(tmp_path / "d.csv", "email\nA@x.org\nb@x.org\nc@x.org\na@X.ORG\nB@x.org\nb@x.org\n")
-    report = import_csv(site, path, "members")
+    report = import_csv(site, path, "members", consent=BASIS, status="confirmed")
     assert report.accepted == 3
     assert [(r.line, r.reason) for r in report.rejected] == [
         (5, "duplicate of an earlier row in this file"),
@@ -116,7 +118,7 @@ def test_bad_rows_are_rejected_with_line_and_reason_and_good_rows_go_in(site, tm
         + ",,,,,\n"
         + "seven@example.org,Seven,,,,\n",
     )
-    report = import_csv(site, path, "members")
+    report = import_csv(site, path, "members", consent=BASIS, status="confirmed")
     reasons = {r.line: r.reason for r in report.rejected}
     assert report.accepted == 2
     assert "invalid email address 'not-an-address'" in reasons[3]
@@ -132,14 +134,14 @@ def test_bad_rows_are_rejected_with_line_and_reason_and_good_rows_go_in(site, tm
 def test_missing_email_column_imports_nothing(site, tmp_path):
     path = write(tmp_path / "noemail.csv", "name,language\nAna,pt\n")
     with pytest.raises(InputError, match=r"noemail.csv:1: no email column"):
-        import_csv(site, path, "members")
+        import_csv(site, path, "members", consent=BASIS, status="confirmed")
     assert count(site.store, subscribers) == 0
 
 
 def test_unknown_list_is_an_error(site, tmp_path):
     path = write(tmp_path / "x.csv", "email\na@example.org\n")
     with pytest.raises(Exception, match="unknown list 'nope'; lists: drug-user-advocates"):
-        import_csv(site, path, "nope")
+        import_csv(site, path, "nope", consent=BASIS, status="confirmed")
 
 
 @pytest.mark.parametrize(
@@ -149,7 +151,7 @@ def test_unknown_list_is_an_error(site, tmp_path):
 def test_encodings(site, tmp_path, encoding, bom, expected):
     path = tmp_path / "enc.csv"
     path.write_bytes(bom + "email;name;country\njosé@example.org;José Café;ES\n".encode(encoding))
-    report = import_csv(site, path, "members")
+    report = import_csv(site, path, "members", consent=BASIS, status="confirmed")
     assert report.encoding == expected and report.accepted == 1, report.rejected
     person = people.show(site.store, "josé@example.org")["subscriber"]
     assert person["name"] == "José Café" and person["country"] == "ES"
@@ -157,7 +159,7 @@ def test_encodings(site, tmp_path, encoding, bom, expected):
 
 def test_reimport_never_resubscribes_the_unsubscribed_bounced_or_complained(site, tmp_path):
     path = write(tmp_path / "s.csv", "email\nu@example.org\nb@example.org\nc@example.org\n")
-    import_csv(site, path, "members")
+    import_csv(site, path, "members", consent=BASIS, status="confirmed")
     with site.store.write() as conn:
         for email, status in (
             ("u@example.org", "unsubscribed"),
@@ -168,7 +170,7 @@ def test_reimport_never_resubscribes_the_unsubscribed_bounced_or_complained(site
             conn.execute(
                 sa.update(subscriptions).where(subscriptions.c.subscriber_id == sid).values(status=status)
             )
-    report = import_csv(site, path, "members")
+    report = import_csv(site, path, "members", consent=BASIS, status="confirmed")
     assert report.unchanged == 3
     assert statuses(site.store) == {
         "u@example.org": "unsubscribed",
@@ -179,7 +181,7 @@ def test_reimport_never_resubscribes_the_unsubscribed_bounced_or_complained(site
 
 def test_forget_erases_the_person_and_blocks_reimport(site, tmp_path):
     path = write(tmp_path / "f.csv", "email,name\nforget.me@example.org,Forget Me\nkeep@example.org,Keep\n")
-    import_csv(site, path, "members")
+    import_csv(site, path, "members", consent=BASIS, status="confirmed")
     from newsletter.store import now_utc
     from newsletter.store.tables import occurrences
 
@@ -216,7 +218,7 @@ def test_forget_erases_the_person_and_blocks_reimport(site, tmp_path):
         )
     assert "forget.me" not in everything and "Forget Me" not in everything
     assert count(site.store, suppressions) == 1
-    report = import_csv(site, path, "members")
+    report = import_csv(site, path, "members", consent=BASIS, status="confirmed")
     assert [(r.line, r.email) for r in report.rejected] == [(2, "forget.me@example.org")]
     assert "suppression list" in report.rejected[0].reason
 
@@ -228,7 +230,7 @@ def test_export_round_trips_through_import(site, tmp_path):
         + "ana@example.org,Ana,pt,America/Sao_Paulo,BR,GNP+\n"
         + "olga@example.org,Ольга,ru,Europe/Moscow,RU,\n",
     )
-    import_csv(site, path, "members")
+    import_csv(site, path, "members", consent=BASIS, status="confirmed")
     out = io.StringIO()
     assert people.export_csv(site.store, out, "members") == 2
     rows = list(csv.DictReader(io.StringIO(out.getvalue())))
@@ -241,7 +243,7 @@ def test_export_round_trips_through_import(site, tmp_path):
         "organisation": "",
     }
     back = write(tmp_path / "back.csv", out.getvalue())
-    again = import_csv(site, back, "members")
+    again = import_csv(site, back, "members", consent=BASIS, status="confirmed")
     assert (again.accepted, again.updated, again.unchanged, again.rejected) == (0, 0, 2, [])
 
 
@@ -259,7 +261,7 @@ def test_a_failure_mid_import_leaves_the_store_as_it_was(site, tmp_path, monkeyp
 
     monkeypatch.setattr(importer._Importer, "flush", failing_flush)
     with pytest.raises(OSError):
-        import_csv(site, path, "members")
+        import_csv(site, path, "members", consent=BASIS, status="confirmed")
     assert count(site.store, subscribers) == 0 and count(site.store, subscriptions) == 0
 
 
@@ -280,6 +282,10 @@ def test_kill_9_mid_import_leaves_the_store_as_it_was(site, site_dir, site_env, 
             str(path),
             "--list",
             "members",
+            "--consent",
+            BASIS,
+            "--status",
+            "confirmed",
             "--site",
             str(site_dir),
         ],
@@ -304,7 +310,7 @@ def test_cli_import_json_and_show_forget(site, site_dir, site_env, tmp_path):
     runner = CliRunner()
     result = runner.invoke(
         app,
-        ["subscribers", "import", str(path), "--list", "members", "--site", str(site_dir), "--json"],
+        ["subscribers", "import", str(path), "--list", "members", "--site", str(site_dir), "--json", *CONSENT],
         env=site_env,
     )
     assert result.exit_code == 0, result.output
@@ -328,7 +334,7 @@ def test_cli_import_json_and_show_forget(site, site_dir, site_env, tmp_path):
     assert forgot.exit_code == 0 and "forgot" in forgot.stdout
     missing = runner.invoke(
         app,
-        ["subscribers", "import", str(tmp_path / "nope.csv"), "--list", "members", "--site", str(site_dir)],
+        ["subscribers", "import", str(tmp_path / "nope.csv"), "--list", "members", "--site", str(site_dir), *CONSENT],
         env=site_env,
     )
     assert missing.exit_code == 2 and "no such file" in missing.stderr

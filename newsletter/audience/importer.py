@@ -1,4 +1,9 @@
-"""CSV import of subscribers into a list: streamed, one transaction, every rejected row explained."""
+"""CSV import of subscribers into a list: streamed, one transaction, every rejected row explained.
+
+Each row's consent status comes from the file (see `formats`) or the import's `status`, never a
+guess; the stated `consent` basis goes into every consent record. Rows that are unsubscribed,
+bounced, cleaned or complained put the address on the suppression list instead of mailing it.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +18,9 @@ from typing import Any
 
 from sqlalchemy import Connection, bindparam, select, update
 
+from newsletter import audit
+from newsletter.audience import formats
+from newsletter.audience.formats import PROFILE
 from newsletter.audience.lists import list_id
 from newsletter.audience.subscribers import (
     check_country,
@@ -26,6 +34,7 @@ from newsletter.site import Site
 from newsletter.store import now_utc
 from newsletter.store.bulk import insert_many
 from newsletter.store.tables import (
+    SUPPRESSED_STATUSES,
     consents,
     lists,
     subscribers,
@@ -34,23 +43,6 @@ from newsletter.store.tables import (
 )
 
 CHUNK = 2000
-ALIASES = {
-    "email": "email",
-    "e-mail": "email",
-    "email address": "email",
-    "e-mail address": "email",
-    "mail": "email",
-    "name": "name",
-    "full name": "name",
-    "language": "language",
-    "lang": "language",
-    "locale": "language",
-    "timezone": "timezone",
-    "time zone": "timezone",
-    "tz": "timezone",
-    "country": "country",
-}
-PROFILE = ("name", "language", "timezone", "country")
 
 
 @dataclass
@@ -68,6 +60,9 @@ class ImportReport:
     accepted: int = 0  # new subscriber, or new on this list
     updated: int = 0  # known subscriber whose details changed
     unchanged: int = 0
+    suppressed: int = 0  # rows whose status keeps them from being mailed (suppression list)
+    format: str = "csv"
+    statuses: dict[str, int] = field(default_factory=dict)  # rows stored, per status
     rejected: list[Rejected] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,6 +73,9 @@ class ImportReport:
             "accepted": self.accepted,
             "updated": self.updated,
             "unchanged": self.unchanged,
+            "suppressed": self.suppressed,
+            "format": self.format,
+            "statuses": dict(sorted(self.statuses.items())),
             "rejected": len(self.rejected),
             "rejected_rows": [r.__dict__ for r in self.rejected],
         }
@@ -139,9 +137,33 @@ def _records(fh: io.TextIOBase, path: Path) -> tuple[list[str], Iterator[tuple[i
     return header, rows()
 
 
-def import_csv(site: Site, path: Path | str, list_slug: str) -> ImportReport:
-    """Import `path` into list `list_slug` in one transaction; returns the report."""
+def import_csv(
+    site: Site,
+    path: Path | str,
+    list_slug: str,
+    *,
+    consent: str,
+    status: str | None = None,
+    audit_as: tuple[str, str] | None = None,
+) -> ImportReport:
+    """Import `path` into list `list_slug` in one transaction; returns the report.
+
+    `consent`: the basis of consent, recorded with every row ("imported from the 2021 partner list");
+    `status`: the status of rows whose file states none (confirmed, unconfirmed, ...: see
+    `formats.STATUS_WORDS`); `audit_as`: (actor, via) of the audit entry, written in the transaction.
+    """
     path = Path(path)
+    basis = " ".join((consent or "").split())
+    if not basis:
+        raise InputError(
+            "--consent: state the basis of consent for these people, e.g. "
+            '--consent "signed up at the 2021 partner meeting"'
+        )
+    default_status = None
+    if status is not None:
+        default_status = formats.parse_status(status)
+        if default_status is None:
+            raise InputError(f"--status {status!r}: use one of {formats.STATUS_HELP}")
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     encoding = detect_encoding(path)
@@ -150,32 +172,38 @@ def import_csv(site: Site, path: Path | str, list_slug: str) -> ImportReport:
     with path.open(encoding=encoding, newline="") as fh, store.write() as conn:
         lid = list_id(conn, list_slug)
         header, records = _records(fh, path)
-        columns = [ALIASES.get(h.strip().lower(), h.strip()) for h in header]
-        if "email" not in columns:
-            raise InputError(f"{path}:1: no email column in the header {header!r}; name one column 'email'")
-        dupes = [c for c in columns if columns.count(c) > 1]
-        if dupes:
-            raise InputError(f"{path}:1: column {dupes[0]!r} appears twice in the header")
-        importer = _Importer(site, conn, lid, path, columns, report)
-        chunk: list[tuple[int, dict[str, Any]]] = []
+        try:
+            lay = formats.layout(header)
+        except InputError as exc:
+            raise InputError(f"{path}:1: {exc}") from None
+        report.format = lay.kind
+        if not lay.has_status and default_status is None:
+            raise InputError(
+                f"{path}:1: the file states no consent status (no status column) and none was given: "
+                f"add --status with one of {formats.STATUS_HELP}, as these people agreed; "
+                "it is never guessed"
+            )
+        importer = _Importer(site, conn, lid, path, basis, default_status, report)
+        chunk: list[tuple[int, formats.Row]] = []
         for line, record in records:
             if not any(cell.strip() for cell in record):
                 continue
-            if len(record) != len(columns):
-                report.rejected.append(
-                    Rejected(
-                        line,
-                        f"row has {len(record)} fields but the header has "
-                        f"{len(columns)} (check quotes and delimiters)",
-                    )
-                )
+            try:
+                chunk.append((line, formats.read_row(lay, record)))
+            except InputError as exc:
+                email = record[lay.columns.index("email")] if len(record) == len(lay.columns) else ""
+                report.rejected.append(Rejected(line, str(exc), email.strip()))
                 continue
-            chunk.append((line, dict(zip(columns, record, strict=True))))
             if len(chunk) >= CHUNK:
                 importer.flush(chunk)
                 chunk = []
         if chunk:
             importer.flush(chunk)
+        if audit_as is not None:
+            summary = report.as_dict()
+            details = {k: summary[k] for k in ("file", "format", "accepted", "updated", "unchanged")}
+            details.update(suppressed=report.suppressed, rejected=len(report.rejected), consent=basis)
+            audit.record(conn, audit_as[0], "import", list_slug, details, audit_as[1])
     report.rejected.sort(key=lambda r: r.line)
     return report
 
@@ -184,10 +212,17 @@ class _Importer:
     """Validates and writes rows a chunk at a time, on the import's one connection."""
 
     def __init__(
-        self, site: Site, conn: Connection, lid: int, path: Path, columns: list[str], report: ImportReport
+        self,
+        site: Site,
+        conn: Connection,
+        lid: int,
+        path: Path,
+        basis: str,
+        default_status: str | None,
+        report: ImportReport,
     ):
         self.site, self.conn, self.lid, self.report = site, conn, lid, report
-        self.extra = [c for c in columns if c not in ALIASES.values()]
+        self.basis, self.default_status = basis, default_status
         self.now: datetime = now_utc()
         self.detail = path.name
         row = conn.execute(select(lists.c.default_language, lists.c.languages).where(lists.c.id == lid)).one()
@@ -195,24 +230,33 @@ class _Importer:
         self.languages = {lang.lower(): lang for lang in site.languages}
         self.list_languages = list(row.languages)
 
-    def _clean(self, line: int, raw: dict[str, Any]) -> dict[str, Any] | None:
+    def _clean(self, line: int, row: formats.Row) -> dict[str, Any] | None:
         try:
-            email = normalize_email(raw["email"])
-            values: dict[str, Any] = {"email": email}
-            if name := clean_text(raw.get("name", "")):
+            values: dict[str, Any] = {"email": normalize_email(row.email)}
+            profile = row.profile
+            if name := clean_text(profile.get("name") or ""):
                 values["name"] = name
-            if raw.get("language", "").strip():
-                values["language"] = self._language(raw["language"])
-            if raw.get("timezone", "").strip():
-                values["timezone"] = check_timezone(raw["timezone"].strip())
-            if raw.get("country", "").strip():
-                values["country"] = check_country(raw["country"])
-            attrs = {clean_text(k): v for k in self.extra if (v := clean_text(raw.get(k, ""), 1000))}
+            if profile.get("language"):
+                values["language"] = self._language(profile["language"])
+            if profile.get("timezone"):
+                values["timezone"] = check_timezone(profile["timezone"])
+            if profile.get("country"):
+                values["country"] = check_country(profile["country"])
+            attrs = {clean_text(str(k)): _clean_value(v) for k, v in row.attributes.items()}
+            attrs = {k: v for k, v in attrs.items() if k and v not in ("", None)}
             if attrs:
                 values["attributes"] = attrs
+            status = row.status or self.default_status
+            if status is None:
+                raise InputError(
+                    "the row states no consent status (empty, or listmonk's 'enabled', which says "
+                    f"nothing about this list): fill it in or give --status ({formats.STATUS_HELP})"
+                )
+            values["status"] = status
+            values["notes"] = row.notes
             return values
         except InputError as exc:
-            self.report.rejected.append(Rejected(line, str(exc), raw.get("email", "")))
+            self.report.rejected.append(Rejected(line, str(exc), row.email))
             return None
 
     def _language(self, value: str) -> str:
@@ -222,7 +266,19 @@ class _Importer:
             raise InputError(f"unknown language {value!r}; this site offers {', '.join(self.site.languages)}")
         return found
 
-    def flush(self, chunk: list[tuple[int, dict[str, Any]]]) -> None:
+    def _consent(self, subscriber_id: int, line: int, values: dict[str, Any]) -> dict[str, Any]:
+        parts = [self.basis, f"{self.detail} line {line}", f"status {values['status']}", *values["notes"]]
+        return {
+            "subscriber_id": subscriber_id,
+            "list_id": self.lid,
+            "action": "import",
+            "source": "import",
+            "detail": "; ".join(parts)[:500],
+            "ip": "",
+            "at": self.now,
+        }
+
+    def flush(self, chunk: list[tuple[int, formats.Row]]) -> None:
         conn = self.conn
         cleaned: dict[str, tuple[int, dict[str, Any]]] = {}
         for line, raw in chunk:
@@ -262,8 +318,13 @@ class _Importer:
 
         new_people: list[dict[str, Any]] = []
         changed: list[dict[str, Any]] = []
-        new_subs: list[tuple[str, int]] = []  # (email, line)
+        new_subs: list[tuple[str, int, str]] = []  # (email, line, status)
         for email, (line, values) in cleaned.items():
+            status = values["status"]
+            person = existing.get(email)
+            if status in formats.SUPPRESSING:
+                self._withdrawn(email, line, values, person, subs, suppressed, hashes[email])
+                continue
             if hashes[email] in suppressed:
                 self.report.rejected.append(
                     Rejected(
@@ -271,7 +332,6 @@ class _Importer:
                     )
                 )
                 continue
-            person = existing.get(email)
             if person is None:
                 new_people.append(
                     {
@@ -285,8 +345,9 @@ class _Importer:
                         "updated_at": self.now,
                     }
                 )
-                new_subs.append((email, line))
+                new_subs.append((email, line, status))
                 self.report.accepted += 1
+                self._count(status)
                 continue
             if person.updated_at == self.now:
                 self.report.rejected.append(Rejected(line, "duplicate of an earlier row in this file", email))
@@ -296,34 +357,26 @@ class _Importer:
                 merged = {**(person.attributes or {}), **values["attributes"]}
                 if merged != (person.attributes or {}):
                     patch["attributes"] = merged
-            status = subs.get(person.id)
-            if status is None:
-                new_subs.append((email, line))
-            if patch:
-                changed.append(
-                    {
-                        "b_id": person.id,
-                        "updated_at": self.now,
-                        **{k: patch.get(k, getattr(person, k)) for k in (*PROFILE, "attributes")},
-                    }
-                )
-            else:
-                # Mark as seen in this import, so a later duplicate row is recognised.
-                changed.append(
-                    {
-                        "b_id": person.id,
-                        "updated_at": self.now,
-                        **{k: getattr(person, k) for k in (*PROFILE, "attributes")},
-                    }
-                )
-            if status is None:
+            current = subs.get(person.id)
+            if current is None:
+                new_subs.append((email, line, status))
+            # Marked as seen in this import (updated_at), so a later duplicate row is recognised.
+            changed.append(
+                {
+                    "b_id": person.id,
+                    "updated_at": self.now,
+                    **{k: patch.get(k, getattr(person, k)) for k in (*PROFILE, "attributes")},
+                }
+            )
+            if current is None:
                 self.report.accepted += 1
+                self._count(status)
             elif patch:
                 self.report.updated += 1
             else:
                 self.report.unchanged += 1
             # An existing subscription keeps its status: a re-import never resubscribes someone who
-            # unsubscribed, bounced or complained (SUPPRESSED_STATUSES).
+            # unsubscribed, bounced or complained (SUPPRESSED_STATUSES), nor confirms for them.
 
         if new_people:
             insert_many(conn, subscribers, new_people)
@@ -345,7 +398,7 @@ class _Importer:
             ids = dict(
                 conn.execute(
                     select(subscribers.c.email, subscribers.c.id).where(
-                        subscribers.c.email.in_([e for e, _ in new_subs])
+                        subscribers.c.email.in_([e for e, _, _ in new_subs])
                     )
                 )
                 .tuples()
@@ -358,27 +411,69 @@ class _Importer:
                     {
                         "subscriber_id": ids[e],
                         "list_id": self.lid,
-                        "status": "confirmed",
+                        "status": status,
                         "soft_bounces": 0,
                         "created_at": self.now,
                         "updated_at": self.now,
                     }
-                    for e, _ in new_subs
+                    for e, _, status in new_subs
                 ],
             )
             insert_many(
-                conn,
-                consents,
-                [
-                    {
-                        "subscriber_id": ids[e],
-                        "list_id": self.lid,
-                        "action": "import",
-                        "source": "import",
-                        "detail": f"{self.detail} line {line}",
-                        "ip": "",
-                        "at": self.now,
-                    }
-                    for e, line in new_subs
-                ],
+                conn, consents, [self._consent(ids[e], line, cleaned[e][1]) for e, line, _ in new_subs]
             )
+
+    def _count(self, status: str) -> None:
+        self.report.statuses[status] = self.report.statuses.get(status, 0) + 1
+
+    def _withdrawn(
+        self,
+        email: str,
+        line: int,
+        values: dict[str, Any],
+        person: Any,
+        subs: dict[int, str],
+        suppressed: set[str],
+        hashed: str,
+    ) -> None:
+        """A row that is unsubscribed, bounced or complained: suppress the address; a person already
+        stored gets that status on this list and a consent record. No one new is stored for it."""
+        conn, status = self.conn, values["status"]
+        if hashed not in suppressed:
+            conn.execute(
+                suppressions.insert().values(
+                    email_hash=hashed, reason=formats.SUPPRESSING[status], created_at=self.now
+                )
+            )
+            suppressed.add(hashed)
+        self.report.suppressed += 1
+        self._count(status)
+        if person is None:
+            return
+        current = subs.get(person.id)
+        if current is None:
+            conn.execute(
+                subscriptions.insert().values(
+                    subscriber_id=person.id,
+                    list_id=self.lid,
+                    status=status,
+                    soft_bounces=0,
+                    created_at=self.now,
+                    updated_at=self.now,
+                )
+            )
+        elif current not in SUPPRESSED_STATUSES:
+            conn.execute(
+                update(subscriptions)
+                .where(subscriptions.c.subscriber_id == person.id, subscriptions.c.list_id == self.lid)
+                .values(status=status, updated_at=self.now)
+            )
+        else:
+            return
+        subs[person.id] = status
+        conn.execute(consents.insert().values(**self._consent(person.id, line, values)))
+
+
+def _clean_value(value: Any) -> Any:
+    """An attribute value as stored: text without control characters; JSON values (listmonk) kept."""
+    return clean_text(value, 1000) if isinstance(value, str) else value

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
@@ -16,6 +15,7 @@ from babel import Locale
 from email_validator import EmailNotValidError, validate_email
 from sqlalchemy import Connection, delete, exists, select, update
 
+from newsletter import audit, csvsafe
 from newsletter.errors import InputError
 from newsletter.store import Store, now_utc
 from newsletter.store.tables import (
@@ -200,11 +200,18 @@ def show(store: Store, email: str) -> dict[str, Any] | None:
         }
 
 
-def forget(store: Store, email: str) -> bool:
-    """Erase a person; keep only a hashed suppression entry so they are never mailed again."""
+def forget(store: Store, email: str, audit_as: tuple[str, str] | None = None) -> bool:
+    """Erase a person; keep only a hashed suppression entry so they are never mailed again.
+
+    The audit log keeps its entries about them without the address; `audit_as` (actor, via) records
+    the erasure itself, in the same transaction.
+    """
     email = normalize_email(email)
     with store.write() as conn:
         suppress(conn, email, "forgotten")
+        audit.scrub(conn, email)
+        if audit_as is not None:
+            audit.record(conn, audit_as[0], "forget", audit.FORGOTTEN, {}, audit_as[1], subject=email)
         sid = conn.scalar(select(subscribers.c.id).where(subscribers.c.email == email))
         # The ledger and the tracking events keep their counts, not the person.
         conn.execute(
@@ -255,7 +262,7 @@ def export_csv(store: Store, out: IO[str], list_slug: str | None = None) -> int:
     for row in iter_subscribers(store, list_slug):
         attr_keys.update((row.attributes or {}).keys())
     extra = sorted(attr_keys - set(EXPORT_COLUMNS))
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvsafe.writer(out)
     writer.writerow(EXPORT_COLUMNS + extra)
     count = 0
     for row in iter_subscribers(store, list_slug):

@@ -68,6 +68,7 @@ MODULES = (
     "bounces",
     "web",
     "report",
+    "audit",
 )
 for _name in MODULES:
     importlib.import_module(f"newsletter.cli.{_name}").register(app)

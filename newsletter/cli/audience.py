@@ -12,7 +12,15 @@ from rich.table import Table
 from newsletter.audience import subscribers as people
 from newsletter.audience.importer import import_csv
 from newsletter.audience.lists import list_counts, sync_lists
-from newsletter.cli.common import JsonOpt, SiteOpt, console, err_console, load_site, print_json
+from newsletter.cli.common import (
+    JsonOpt,
+    SiteOpt,
+    cli_actor,
+    console,
+    err_console,
+    load_site,
+    print_json,
+)
 
 lists_app = typer.Typer(help="Mailing lists, defined in lists/*.yaml.", no_args_is_help=True)
 subs_app = typer.Typer(help="Subscribers: import, export, show, forget.", no_args_is_help=True)
@@ -78,23 +86,36 @@ def subscribers_import(
     file: Annotated[
         Path,
         typer.Argument(
-            help="CSV with a header row: email, name, language, timezone, "
-            "country; other columns become attributes."
+            help="CSV with a header row: email, name, language, timezone, country, status; other "
+            "columns become attributes. Mailchimp and listmonk exports are read as they come."
         ),
     ],
     list_slug: Annotated[str, typer.Option("--list", help="List slug to subscribe the rows to.")],
+    consent: Annotated[
+        str,
+        typer.Option(
+            "--consent", help='Basis of consent, recorded per row: "imported from the 2021 partner list".'
+        ),
+    ],
+    status: Annotated[
+        str | None,
+        typer.Option("--status", help="Status of rows whose file states none (confirmed, unconfirmed...)."),
+    ] = None,
     site: SiteOpt = ".",  # type: ignore[assignment]
     as_json: JsonOpt = False,
 ) -> None:
-    """Import subscribers from a CSV file into a list, in one transaction."""
-    report = import_csv(load_site(site), file, list_slug)
+    """Import subscribers from a CSV file into a list, in one transaction, consent status from the file."""
+    report = import_csv(
+        load_site(site), file, list_slug, consent=consent, status=status, audit_as=cli_actor()
+    )
     if as_json:
         print_json(report.as_dict())
     else:
+        statuses = ", ".join(f"{n} {s}" for s, n in sorted(report.statuses.items()))
         console.print(
-            f"{file} ({report.encoding}) -> {list_slug}: {report.accepted} accepted, "
-            f"{report.updated} updated, {report.unchanged} unchanged, "
-            f"{len(report.rejected)} rejected",
+            f"{file} ({report.format}, {report.encoding}) -> {list_slug}: {report.accepted} accepted, "
+            f"{report.updated} updated, {report.unchanged} unchanged, {report.suppressed} suppressed, "
+            f"{len(report.rejected)} rejected" + (f" ({statuses})" if statuses else ""),
             highlight=False,
         )
         for r in report.rejected:
@@ -132,5 +153,6 @@ def subscribers_show(email: str, site: SiteOpt = ".") -> None:  # type: ignore[a
 @subs_app.command("forget")
 def subscribers_forget(email: str, site: SiteOpt = ".") -> None:  # type: ignore[assignment]
     """Erase a person; a hashed suppression entry keeps them from ever being mailed again."""
-    found = people.forget(load_site(site).store, email)
+    loaded = load_site(site)
+    found = people.forget(loaded.store, email, audit_as=cli_actor())
     console.print(f"forgot {email}" if found else f"no subscriber {email}; suppressed the address anyway")

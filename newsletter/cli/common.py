@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import getpass
 import json
+import shlex
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -69,3 +71,26 @@ def close_sites() -> None:
     """Dispose of the stores of every site a command opened."""
     while _opened:
         _opened.pop().close()
+
+
+def cli_actor() -> tuple[str, str]:
+    """(actor, via) of a command-line action: the OS user, and the command as typed."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (some containers)
+        user = "unknown"
+    return f"cli:{user}", "cli: newsletter " + shlex.join(sys.argv[1:])
+
+
+def audit(
+    site: Site,
+    action: str,
+    target: str = "",
+    details: dict[str, Any] | None = None,
+    subject: str | None = None,
+) -> None:
+    """Record a staff action done from the command line (see `newsletter.audit.record`)."""
+    from newsletter import audit as log
+
+    actor, via = cli_actor()
+    log.record(site.store, actor, action, target, details, via, subject=subject)

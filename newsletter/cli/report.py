@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from newsletter import accounts
-from newsletter.cli.common import JsonOpt, SiteOpt, console, load_site, print_json
+from newsletter.cli.common import JsonOpt, SiteOpt, audit, console, load_site, print_json
 from newsletter.errors import InputError
 from newsletter.report import compare as comparison
 from newsletter.report import figures, rollup
@@ -126,7 +126,8 @@ def users_add(
     site: SiteOpt = ".",  # type: ignore[assignment]
 ) -> None:
     """Create a dashboard user (or reset their role and password); asks for what is left out."""
-    store = load_site(site).store
+    loaded = load_site(site)
+    store = loaded.store
     if email is None:
         email = typer.prompt("Email")
     if role is None:
@@ -137,7 +138,8 @@ def users_add(
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = typer.prompt("Password", hide_input=True, confirmation_prompt=True)
-    user = accounts.add_user(store, email, role, password)
+    user = accounts.add_user(loaded.store, email, role, password)
+    audit(loaded, "user-add", user.email, {"role": user.role})
     console.print(f"user {user.email} ({user.role}) saved")
 
 

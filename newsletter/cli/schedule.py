@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from newsletter.cli.common import JsonOpt, SiteOpt, console, err_console, load_site, print_json
+from newsletter.cli.common import JsonOpt, SiteOpt, audit, console, err_console, load_site, print_json
 from newsletter.errors import InputError
 
 schedule_app = typer.Typer(
@@ -133,6 +133,7 @@ def _act(action: str, site: Any, occurrence: str) -> None:
         # A key `plan` shows but no scheduler has stored yet: store the plan (as `run` would), retry.
         reconcile(loaded, datetime.now(UTC))
     row = getattr(occurrences, action)(loaded.store, occurrence)
+    audit(loaded, action, row.key, {"occurrence": row.id, "status": row.status})
     console.print(f"{row.key} (id {row.id}): {row.status}", highlight=False)
 
 

@@ -12,7 +12,7 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from newsletter.cli.common import JsonOpt, SiteOpt, console, err_console, load_site, print_json
+from newsletter.cli.common import JsonOpt, SiteOpt, audit, console, err_console, load_site, print_json
 from newsletter.store import now_utc
 
 PROGRESS_FROM = 1000  # recipients: below this a bar only flickers
@@ -106,6 +106,7 @@ def _send_test(
         "transport": transport_name(site.settings),
         "id": message_id,
     }
+    audit(site, "test-send", campaign, {**result, "event": event})
     if as_json:
         print_json(result)
     else:
@@ -117,6 +118,7 @@ def _send_now(site: Any, schedules: Any, campaign: str, event: str | None, now: 
     from newsletter.send.engine import send_occurrence
 
     occurrence_id = create_adhoc(site.store, schedules, campaign, event_id=event, now=now)
+    audit(site, "send", campaign, {"occurrence": occurrence_id, "event": event})
     columns = (TextColumn("sending"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=err_console, transient=True, disable=as_json) as bar:
         task = bar.add_task("send", total=None)
@@ -177,6 +179,7 @@ def in_doubt(
         if decide is None or batch is None:
             raise InputError("give both --batch ID and --decide sent|resend|failed")
         changed = ledger.decide_in_doubt(loaded.store, batch, decide, by="cli")
+        audit(loaded, "in-doubt", f"batch {batch}", {"decision": decide, "messages": changed})
         console.print(f"batch {batch}: {changed} message(s) marked {decide}")
         return
     rows = ledger.list_in_doubt(loaded.store)
@@ -210,4 +213,5 @@ def resume_send(
     loaded = load_site(site)
     if not ledger.resume_occurrence(loaded.store, occurrence, now_utc()):
         raise InputError(f"occurrence {occurrence} is not a paused send (see `newsletter plan`)")
+    audit(loaded, "resume-send", f"occurrence {occurrence}", {"occurrence": occurrence})
     console.print(f"occurrence {occurrence} resumed; `newsletter worker` sends the rest")

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import csv
 import io
 from collections.abc import Iterable, Iterator
 from typing import Any
 
 from sqlalchemy import select
 
+from newsletter import csvsafe
 from newsletter.report.figures import CampaignReport, Figures
 from newsletter.store import Store
 from newsletter.store.tables import events, links
@@ -104,7 +104,7 @@ def click_rows(store: Store, occurrence_id: int) -> Iterator[list[Any]]:
 def as_csv(rows: Iterable[list[Any]]) -> Iterator[str]:
     """Rows as CSV text, a few hundred rows per chunk."""
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
+    writer = csvsafe.writer(buffer)
     for n, row in enumerate(rows, 1):
         writer.writerow(row)
         if n % 500 == 0:

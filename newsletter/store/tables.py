@@ -449,7 +449,29 @@ users = Table(
     Column("role", String(16), nullable=False),  # staff, organiser
     Column("password_hash", Text, nullable=False),
     Column("created_at", utc(), nullable=False),
+    # The dashboard's language (one of the site's); empty: the browser's Accept-Language decides.
+    Column("language", String(16), nullable=False, default="", server_default=""),
 )
+
+# Every staff action (`newsletter.audit.record`): who, when, what, from which command or page.
+# `subject_hash` is the email_hash of the person an action concerns, so forgetting them can strip
+# their address from the entry while the entry itself stays.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Id, primary_key=True),
+    Column("at", utc(), nullable=False),
+    Column("actor", String(320), nullable=False),  # a dashboard user's email, or cli:<os user>
+    Column("action", String(64), nullable=False),  # send, test-send, pause, import, forget...
+    Column("target", String(500), nullable=False, default=""),  # campaign, occurrence, list, address
+    Column("details", JSON, nullable=False, default=dict),
+    Column(
+        "via", String(500), nullable=False, default=""
+    ),  # "cli: newsletter send ...", "web: POST /admin/..."
+    Column("subject_hash", String(64), nullable=True),
+)
+Index("ix_audit_log_at", audit_log.c.at)
+Index("ix_audit_log_subject_hash", audit_log.c.subject_hash)
 
 # Attempts under rate limits that must hold across app instances (`newsletter.ratelimit`): failed
 # dashboard logins per "login-email:" / "login-ip:" key, subscribe-form posts per "subscribe-ip:" key.

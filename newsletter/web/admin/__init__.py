@@ -17,7 +17,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from newsletter.site import Site
-from newsletter.web.admin import auth, campaigns, compose, overview, people, schedule
+from newsletter.web.admin import audit, auth, campaigns, compose, overview, people, schedule
 from newsletter.web.admin.session import Codec, SessionMiddleware
 
 STATIC = Path(__file__).resolve().parent.parent / "static" / "admin"
@@ -91,6 +91,8 @@ def build(site: Site) -> Starlette:
             Route("/subscribers", people.subscribers),
             Route("/subscribers/unsubscribe", people.unsubscribe, methods=["POST"]),
             Route("/subscribers/forget", people.forget_person, methods=["POST"]),
+            Route("/audit", audit.audit_page),
+            Route("/audit.csv", audit.audit_csv),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
         ],
         middleware=[Middleware(SecurityHeaders), Middleware(SessionMiddleware, codec=codec)],

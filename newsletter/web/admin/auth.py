@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import quote
 
 from starlette.concurrency import run_in_threadpool
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from newsletter import accounts, ratelimit
+from newsletter import audit as log
 from newsletter.errors import InputError, NewsletterError
 from newsletter.site import Site
 from newsletter.store import now_utc
@@ -67,6 +69,23 @@ def guard(role: str | None = None) -> Callable[[Handler], Callable[[Request], Aw
         return endpoint
 
     return wrap
+
+
+def actor_of(request: Request) -> tuple[str, str]:
+    """(actor, via) of a dashboard action: the logged-in user, and the method and page."""
+    return request.state.user.email, f"web: {request.method} {request.url.path}"
+
+
+def audit(
+    request: Request,
+    action: str,
+    target: str = "",
+    details: dict[str, Any] | None = None,
+    subject: str | None = None,
+) -> None:
+    """Record a staff action done in the dashboard (see `newsletter.audit.record`)."""
+    actor, via = actor_of(request)
+    log.record(site_of(request).store, actor, action, target, details, via, subject=subject)
 
 
 def now_of(request: Request) -> datetime:

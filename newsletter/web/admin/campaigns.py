@@ -48,17 +48,17 @@ def figures_csv(request: Request, _form: FormData | None) -> Response:
         return PlainTextResponse("No such campaign occurrence.", status_code=404)
     occ = report.occurrences[0]
     name = occ["campaign"] if "name" in request.path_params else f"{occ['campaign']}-{occ['id']}"
-    return _csv(export.figures_rows(report), re.sub(r"[^A-Za-z0-9._-]", "-", name) + "-figures.csv")
+    return csv_response(export.figures_rows(report), re.sub(r"[^A-Za-z0-9._-]", "-", name) + "-figures.csv")
 
 
 @guard()
 def clicks_csv(request: Request, _form: FormData | None) -> Response:
     occurrence_id = int(request.path_params["occurrence_id"])
     store = site_of(request).store
-    return _csv(export.click_rows(store, occurrence_id), f"occurrence-{occurrence_id}-clicks.csv")
+    return csv_response(export.click_rows(store, occurrence_id), f"occurrence-{occurrence_id}-clicks.csv")
 
 
-def _csv(rows: object, filename: str) -> Response:
+def csv_response(rows: object, filename: str) -> Response:
     return StreamingResponse(
         export.as_csv(rows),  # type: ignore[arg-type]
         media_type="text/csv; charset=utf-8",

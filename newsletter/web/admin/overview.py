@@ -15,7 +15,7 @@ from newsletter.schedule import occurrences
 from newsletter.send import ledger
 from newsletter.site import Site
 from newsletter.web.admin import stages
-from newsletter.web.admin.auth import guard, now_of, site_of
+from newsletter.web.admin.auth import audit, guard, now_of, site_of
 from newsletter.web.admin.render import render
 
 
@@ -72,4 +72,5 @@ def decide(request: Request, form: FormData | None) -> Response:
     _, error = stages.attempt(stages.decide_in_doubt, site, batch_id, decision, request.state.user.email)
     if error:
         return render(request, "message.html", {"title": "Decision not recorded", "message": error}, 400)
+    audit(request, "in-doubt", f"batch {batch_id}", {"decision": decision})
     return RedirectResponse("/admin/", status_code=303)

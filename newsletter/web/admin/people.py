@@ -11,7 +11,7 @@ from newsletter.audience.lists import list_counts
 from newsletter.audience.subscribers import forget, normalize_email, show
 from newsletter.errors import InputError
 from newsletter.store import now_utc
-from newsletter.web.admin.auth import guard, site_of
+from newsletter.web.admin.auth import actor_of, audit, guard, site_of
 from newsletter.web.admin.render import render
 
 
@@ -56,6 +56,7 @@ def unsubscribe(request: Request, form: FormData | None) -> Response:
             email=email,
             now=now_utc(),
         )
+    audit(request, "unsubscribe", email, {"lists": "all"}, subject=email)
     return RedirectResponse(f"/admin/subscribers?email={email}&done=unsubscribed", status_code=303)
 
 
@@ -63,5 +64,5 @@ def unsubscribe(request: Request, form: FormData | None) -> Response:
 def forget_person(request: Request, form: FormData | None) -> Response:
     site = site_of(request)
     email = normalize_email(str(form.get("email", "")) if form else "")
-    forget(site.store, email)
+    forget(site.store, email, audit_as=actor_of(request))
     return RedirectResponse("/admin/subscribers?done=forgotten", status_code=303)

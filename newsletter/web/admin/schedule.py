@@ -12,7 +12,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 
 from newsletter.store import now_utc
 from newsletter.web.admin import stages
-from newsletter.web.admin.auth import guard, now_of, site_of
+from newsletter.web.admin.auth import audit, guard, now_of, site_of
 from newsletter.web.admin.render import render
 
 # The rendered message is shown in a sandboxed frame; this policy keeps it from running scripts,
@@ -102,6 +102,7 @@ def occurrence_action(request: Request, _form: FormData | None) -> Response:
     _, error = stages.attempt(stages.change_occurrence, site, occurrence_id, action, now_utc())
     if error:
         return render(request, "message.html", {"title": f"Could not {action}", "message": error}, 400)
+    audit(request, action, f"occurrence {occurrence_id}", {"occurrence": occurrence_id})
     return RedirectResponse(f"/admin/schedule?{_back(request, done=action)}", status_code=303)
 
 
@@ -122,6 +123,7 @@ def test_send(request: Request, form: FormData | None) -> Response:
     _, error = stages.attempt(stages.send_test, site, campaign, language, user.email, now_of(request))
     if error:
         return render(request, "message.html", {"title": "Test not sent", "message": error}, 400)
+    audit(request, "test-send", campaign, {"to": user.email, "language": language})
     return RedirectResponse(
         f"/admin/schedule?{_back(request, sent=f'{campaign}/{language}')}", status_code=303
     )

@@ -29,6 +29,21 @@ def upgrade() -> None:
     with op.batch_alter_table('attempts', schema=None) as batch_op:
         batch_op.create_index('ix_attempts_key_expires', ['key', 'expires'], unique=False)
 
+    op.create_table('audit_log',
+    sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
+    sa.Column('at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('actor', sa.String(length=320), nullable=False),
+    sa.Column('action', sa.String(length=64), nullable=False),
+    sa.Column('target', sa.String(length=500), nullable=False),
+    sa.Column('details', sa.JSON(), nullable=False),
+    sa.Column('via', sa.String(length=500), nullable=False),
+    sa.Column('subject_hash', sa.String(length=64), nullable=True),
+    sa.PrimaryKeyConstraint('id', name=op.f('pk_audit_log'))
+    )
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.create_index('ix_audit_log_at', ['at'], unique=False)
+        batch_op.create_index('ix_audit_log_subject_hash', ['subject_hash'], unique=False)
+
     op.create_table('calendar_entries',
     sa.Column('uid', sa.String(length=300), nullable=False),
     sa.Column('event_id', sa.String(length=100), nullable=False),
@@ -213,6 +228,7 @@ def upgrade() -> None:
     sa.Column('role', sa.String(length=16), nullable=False),
     sa.Column('password_hash', sa.Text(), nullable=False),
     sa.Column('created_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
+    sa.Column('language', sa.String(length=16), server_default='', nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_users')),
     sa.UniqueConstraint('email', name=op.f('uq_users_email'))
     )
@@ -464,6 +480,11 @@ def downgrade() -> None:
     op.drop_table('events')
     op.drop_table('composed_campaigns')
     op.drop_table('calendar_entries')
+    with op.batch_alter_table('audit_log', schema=None) as batch_op:
+        batch_op.drop_index('ix_audit_log_subject_hash')
+        batch_op.drop_index('ix_audit_log_at')
+
+    op.drop_table('audit_log')
     with op.batch_alter_table('attempts', schema=None) as batch_op:
         batch_op.drop_index('ix_attempts_key_expires')
 
