@@ -12,6 +12,7 @@ entry (target and details) and keeps the entry.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -91,7 +92,7 @@ def scrub(conn: Connection, email: str) -> int:
     h = _hash(email)
     address = email.strip().lower()
     rows = conn.execute(
-        select(audit_log.c.id, audit_log.c.target, audit_log.c.details).where(
+        select(audit_log.c.id, audit_log.c.target, audit_log.c.via, audit_log.c.details).where(
             (audit_log.c.subject_hash == h) | (audit_log.c.target == address)
         )
     ).all()
@@ -100,7 +101,8 @@ def scrub(conn: Connection, email: str) -> int:
             update(audit_log)
             .where(audit_log.c.id == row.id)
             .values(
-                target=row.target.replace(address, FORGOTTEN) if row.target else row.target,
+                target=_without(row.target, address),
+                via=_without(row.via, address),
                 details=_without(row.details or {}, address),
             )
         )
@@ -109,7 +111,7 @@ def scrub(conn: Connection, email: str) -> int:
 
 def _without(value: Any, address: str) -> Any:
     if isinstance(value, str):
-        return value.replace(address, FORGOTTEN) if address in value.lower() else value
+        return re.sub(re.escape(address), FORGOTTEN, value, flags=re.IGNORECASE)
     if isinstance(value, dict):
         return {k: _without(v, address) for k, v in value.items()}
     if isinstance(value, list):

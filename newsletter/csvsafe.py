@@ -26,9 +26,15 @@ class SafeWriter:
 
     def __init__(self, out: IO[str], **kwargs: Any):
         self._writer = csv.writer(out, lineterminator="\n", **kwargs)
+        # With "\n" rows, csv quotes a cell holding "\n" but not one holding a lone "\r", which a
+        # reader would split on: such rows are written fully quoted.
+        self._quoted = csv.writer(out, lineterminator="\n", **{**kwargs, "quoting": csv.QUOTE_ALL})
 
     def writerow(self, row: Iterable[Any]) -> Any:
-        return self._writer.writerow([cell(v) for v in row])
+        cells = [cell(v) for v in row]
+        if any(isinstance(v, str) and "\r" in v for v in cells):
+            return self._quoted.writerow(cells)
+        return self._writer.writerow(cells)
 
     def writerows(self, rows: Iterable[Iterable[Any]]) -> None:
         for row in rows:

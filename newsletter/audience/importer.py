@@ -109,10 +109,12 @@ def _records(fh: io.TextIOBase, path: Path) -> tuple[list[str], Iterator[tuple[i
     sample = fh.read(8192)
     fh.seek(0)
     try:
-        dialect: Any = csv.Sniffer().sniff(sample.split("\n", 1)[0], delimiters=",;\t")
+        delimiter = csv.Sniffer().sniff(sample.split("\n", 1)[0], delimiters=",;\t").delimiter
     except csv.Error:
-        dialect = csv.excel
-    reader = csv.reader(fh, dialect)
+        delimiter = ","
+    # Only the delimiter is taken from the sniffer: from a header alone it cannot tell that quotes
+    # are doubled inside quoted cells (Mailchimp's TAGS are), which every spreadsheet does.
+    reader = csv.reader(fh, csv.excel, delimiter=delimiter)
     try:
         header = next(reader)
     except StopIteration:
@@ -161,7 +163,10 @@ def import_csv(
         )
     default_status = None
     if status is not None:
-        default_status = formats.parse_status(status)
+        try:
+            default_status = formats.parse_status(status)
+        except InputError as exc:
+            raise InputError(f"--{exc}") from None
         if default_status is None:
             raise InputError(f"--status {status!r}: use one of {formats.STATUS_HELP}")
     if not path.is_file():

@@ -209,9 +209,9 @@ def forget(store: Store, email: str, audit_as: tuple[str, str] | None = None) ->
     email = normalize_email(email)
     with store.write() as conn:
         suppress(conn, email, "forgotten")
-        audit.scrub(conn, email)
         if audit_as is not None:
-            audit.record(conn, audit_as[0], "forget", audit.FORGOTTEN, {}, audit_as[1], subject=email)
+            audit.record(conn, audit_as[0], "forget", email, {}, audit_as[1], subject=email)
+        audit.scrub(conn, email)  # this entry too: it keeps only the address's hash
         sid = conn.scalar(select(subscribers.c.id).where(subscribers.c.email == email))
         # The ledger and the tracking events keep their counts, not the person.
         conn.execute(

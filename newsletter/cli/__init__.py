@@ -18,6 +18,12 @@ from newsletter.errors import NewsletterError
 class _Group(TyperGroup):
     """Turns a NewsletterError anywhere below into a one-line message on stderr and exit code 2."""
 
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        from newsletter.cli import common
+
+        common.command_line[:] = args  # the command as typed, for the audit log
+        return super().parse_args(ctx, args)  # type: ignore[no-any-return]
+
     def invoke(self, ctx: Any) -> Any:
         from newsletter.cli.common import close_sites, err_console
 

@@ -45,6 +45,7 @@ err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 200)
 
 
 _opened: list[Site] = []
+command_line: list[str] = []  # the arguments after `newsletter`, set by the root group
 
 
 def load_site(path: Path, *, sync: bool = True) -> Site:
@@ -79,7 +80,7 @@ def cli_actor() -> tuple[str, str]:
         user = getpass.getuser()
     except (KeyError, OSError):  # no name for this uid (some containers)
         user = "unknown"
-    return f"cli:{user}", "cli: newsletter " + shlex.join(sys.argv[1:])
+    return f"cli:{user}", "cli: newsletter " + shlex.join(command_line)
 
 
 def audit(

@@ -99,10 +99,11 @@ def occurrence_action(request: Request, _form: FormData | None) -> Response:
     site = site_of(request)
     action = request.path_params["action"]
     occurrence_id = int(request.path_params["occurrence_id"])
-    _, error = stages.attempt(stages.change_occurrence, site, occurrence_id, action, now_utc())
+    row, error = stages.attempt(stages.change_occurrence, site, occurrence_id, action, now_utc())
     if error:
         return render(request, "message.html", {"title": f"Could not {action}", "message": error}, 400)
-    audit(request, action, f"occurrence {occurrence_id}", {"occurrence": occurrence_id})
+    key = getattr(row, "key", f"occurrence {occurrence_id}")
+    audit(request, action, key, {"occurrence": occurrence_id, "status": getattr(row, "status", None)})
     return RedirectResponse(f"/admin/schedule?{_back(request, done=action)}", status_code=303)
 
 
