@@ -310,7 +310,8 @@ def test_cli_import_json_and_show_forget(site, site_dir, site_env, tmp_path):
     runner = CliRunner()
     result = runner.invoke(
         app,
-        ["subscribers", "import", str(path), "--list", "members", "--site", str(site_dir), "--json", *CONSENT],
+        ["subscribers", "import", str(path), "--list", "members", "--site", str(site_dir), "--json"]
+        + CONSENT,
         env=site_env,
     )
     assert result.exit_code == 0, result.output
@@ -334,7 +335,8 @@ def test_cli_import_json_and_show_forget(site, site_dir, site_env, tmp_path):
     assert forgot.exit_code == 0 and "forgot" in forgot.stdout
     missing = runner.invoke(
         app,
-        ["subscribers", "import", str(tmp_path / "nope.csv"), "--list", "members", "--site", str(site_dir), *CONSENT],
+        ["subscribers", "import", str(tmp_path / "nope.csv"), "--list", "members", "--site", str(site_dir)]
+        + CONSENT,
         env=site_env,
     )
     assert missing.exit_code == 2 and "no such file" in missing.stderr
