@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Any
@@ -12,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from newsletter.audience import preferences, signup
+from newsletter.audience.personal import personal_data
 from newsletter.audience.subscribers import check_timezone
 from newsletter.errors import InputError
 from newsletter.send import notices
@@ -76,6 +78,26 @@ async def apply_preferences(pub: PublicContext, request: Request, r: str, person
     )
     fresh = await run_in_threadpool(pub.recipient, r)
     return await show_preferences(pub, request, r, fresh or person, saved=True)
+
+
+async def download_data(pub: PublicContext, person: Any) -> Response:
+    """The person's own data as a JSON download (their link is the proof that it is them)."""
+    data = await run_in_threadpool(personal_data, pub.site.store, person.id, now_utc())
+    return data_response(data, person.id)
+
+
+def data_response(data: Any, subscriber_id: int) -> Response:
+    """A personal data export as a JSON attachment, never cached."""
+    body = json.dumps(data, ensure_ascii=False, indent=2, default=str)
+    return Response(
+        body,
+        media_type="application/json; charset=utf-8",
+        headers={
+            "content-disposition": f'attachment; filename="my-data-{subscriber_id}.json"',
+            "cache-control": "no-store, private",
+            "referrer-policy": "no-referrer",
+        },
+    )
 
 
 async def subscribe(pub: PublicContext, request: Request) -> Response:

@@ -66,6 +66,7 @@ class Public(PublicContext):
             Route("/s/{token}.gif", self.conversion, methods=["GET"]),
             Route("/u/{r}", self.unsubscribe, methods=["GET", "POST"]),
             Route("/p/{r}", self.preferences, methods=["GET", "POST"]),
+            Route("/p/{r}/data.json", self.my_data, methods=["GET"]),
             Route("/subscribe/{slug}", self.subscribe, methods=["GET", "POST"]),
             Route("/confirm/{token}", self.confirm, methods=["GET", "POST"]),
             Route("/v/{token}", self.view, methods=["GET"]),
@@ -236,6 +237,12 @@ class Public(PublicContext):
         if request.method == "GET":
             return await pages.show_preferences(self, request, r, person)
         return await pages.apply_preferences(self, request, r, person)
+
+    async def my_data(self, request: Request) -> Response:
+        person = await run_in_threadpool(self.recipient, request.path_params["r"])
+        if person is None:
+            return self.not_found(request)
+        return await pages.download_data(self, person)
 
     async def subscribe(self, request: Request) -> Response:
         return await pages.subscribe(self, request)

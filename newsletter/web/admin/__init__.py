@@ -89,6 +89,7 @@ def build(site: Site) -> Starlette:
             Route("/compose/{campaign:str}/test", compose.test_send, methods=["POST"]),
             Route("/batches/{batch_id:int}/decide", overview.decide, methods=["POST"]),
             Route("/subscribers", people.subscribers),
+            Route("/subscribers/data.json", people.person_data),
             Route("/subscribers/unsubscribe", people.unsubscribe, methods=["POST"]),
             Route("/subscribers/forget", people.forget_person, methods=["POST"]),
             Route("/audit", audit.audit_page),

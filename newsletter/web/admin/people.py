@@ -4,15 +4,17 @@ from __future__ import annotations
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from newsletter.audience import status
 from newsletter.audience.lists import list_counts
+from newsletter.audience.personal import personal_data
 from newsletter.audience.subscribers import forget, normalize_email, show
 from newsletter.errors import InputError
 from newsletter.store import now_utc
 from newsletter.web.admin.auth import actor_of, audit, guard, site_of
 from newsletter.web.admin.render import render
+from newsletter.web.pages import data_response
 
 
 @guard()
@@ -38,6 +40,19 @@ def subscribers(request: Request, _form: FormData | None) -> Response:
             "done": request.query_params.get("done", ""),
         },
     )
+
+
+@guard("staff")
+def person_data(request: Request, _form: FormData | None) -> Response:
+    """The person's data export, the same JSON they download from their preferences page."""
+    site = site_of(request)
+    email = normalize_email(request.query_params.get("email", ""))
+    person = show(site.store, email)
+    data = personal_data(site.store, person["subscriber"]["id"], now_utc()) if person else None
+    if data is None:
+        return PlainTextResponse(f"No subscriber with the address {email}.", status_code=404)
+    audit(request, "data-export", email, {}, subject=email)
+    return data_response(data, data["profile"]["id"])
 
 
 @guard("staff")
