@@ -134,6 +134,7 @@ class Campaign:
     categories: tuple[str, ...] = ()  # feed item categories for digests (empty: all)
     content: Content | None = None  # a composed campaign's texts per language (content/<name>/*.md)
     attach_ics: bool = False  # attach the event's (session's) calendar file as text/calendar
+    archive: bool = False  # sent issues listed in the public archive (/archive/<list>/<lang>)
     where: str = ""  # file:line:column of its entry in schedules.yaml
 
 

@@ -15,6 +15,8 @@ personal URL. So personalising a message costs one HMAC, and every URL is still 
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from newsletter.ids import parse_id
 from newsletter.tokens import Signer
 
@@ -58,6 +60,15 @@ def preferences_url(base_url: str, r: str = RECIPIENT) -> str:
 
 def view_url(base_url: str, signer: Signer, occurrence_id: int, language: str) -> str:
     return f"{base_url}/v/{signer.sign('view', occurrence_id, language)}"
+
+
+def archive_url(base_url: str, list_slug: str, language: str) -> str:
+    """The public archive of a list in one language (no token: it shows nothing personal)."""
+    return f"{base_url}/archive/{quote(list_slug)}/{quote(language)}"
+
+
+def archive_feed_url(base_url: str, list_slug: str, language: str) -> str:
+    return archive_url(base_url, list_slug, language) + ".xml"
 
 
 def confirm_url(

@@ -12,6 +12,9 @@ from newsletter.cli.common import SiteOpt, load_site
 
 def register(app: typer.Typer) -> None:
     """Add this stage's commands to the root app."""
+    from newsletter.cli.render import i18n_app
+
+    i18n_app.command("web")(web_catalogs)
 
     @app.command()
     def serve(
@@ -23,3 +26,15 @@ def register(app: typer.Typer) -> None:
         from newsletter.web.app import serve as run_server
 
         run_server(load_site(site), host, port)
+
+
+def web_catalogs() -> None:
+    """Extract the web pages' and dashboard's strings and merge them into web/locale/*/web.po."""
+    from datetime import UTC, datetime
+
+    from newsletter.cli.common import console
+    from newsletter.web import catalog
+
+    for path in catalog.update(datetime.now(UTC)):
+        gaps = catalog.gaps(path.parent.parent.name)
+        console.print(f"updated {path}: {len(gaps.missing)} untranslated", highlight=False)

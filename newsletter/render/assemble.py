@@ -115,6 +115,7 @@ def assemble(
         "utm": campaign.utm,
         "missing_translation": campaign.missing_translation,
         "content": campaign.content,
+        "archive": campaign.archive,
         **fields,
     }
     return Assembly(campaign.template, found, campaign, options, data)

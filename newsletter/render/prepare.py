@@ -82,6 +82,7 @@ def prepare(
     missing_translation: str = "fallback",
     content: Content | None = None,
     attachments: Sequence[tuple[str, str, bytes]] = (),
+    archive: bool = False,
 ) -> Prepared:
     """Render `template` in `language` once, ready for `Prepared.mime(recipient)`.
 
@@ -133,6 +134,7 @@ def prepare(
         "unsubscribe_url": urls.unsubscribe_url(base_url),
         "preferences_url": urls.preferences_url(base_url),
         "view_url": urls.view_url(base_url, signer, occurrence_id, language) if occurrence_id else "",
+        "archive_url": urls.archive_url(base_url, list_slug, language) if archive and list_slug else "",
         "subject_text": subject or "",
         "preheader_text": preheader or "",
         **context,

@@ -29,7 +29,7 @@ EVENT_KEYS |= {"sessions", "cancelled"}
 SESSION_KEYS = {"id", "language", "start", "end", "timezone", "join_url", "registration_url", "title"}
 CAMPAIGN_KEYS = {"id", "template", "audience", "languages", "subject", "preheader", "trigger"}
 CAMPAIGN_KEYS |= {"local_time", "quiet_hours", "late_by", "missing_translation", "track", "utm"}
-CAMPAIGN_KEYS |= {"categories", "content", "attach_ics"}
+CAMPAIGN_KEYS |= {"categories", "content", "attach_ics", "archive"}
 AUDIENCE_KEYS = {"lists", "languages", "countries", "regions", "attributes"}
 AUDIENCE_KEYS |= {"registered_for", "not_registered_for"}
 ACTIVITY_FIELDS = ("clicked", "not_clicked", "opened", "not_opened")
@@ -299,6 +299,7 @@ class _Parser:
             categories=self.strings(node, "categories"),
             content=content,
             attach_ics=self.flag(node, "attach_ics", False),
+            archive=self.flag(node, "archive", False),
             where=self.where(node),
         )
 

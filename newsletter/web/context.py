@@ -24,7 +24,7 @@ from newsletter.store.tables import sends, subscribers
 from newsletter.tokens import Signer
 from newsletter.track.ip import anonymize
 from newsletter.urls import read_recipient
-from newsletter.web.i18n import negotiate, translations
+from newsletter.web.i18n import N_, negotiate, translations
 
 HERE = Path(__file__).parent
 NO_STORE = {"cache-control": "no-store, private", "referrer-policy": "no-referrer"}
@@ -68,7 +68,7 @@ class PublicContext:
         lang = lang or self.language(request)
         _ = translations(lang).gettext
         text = _("This link is not valid. Please check that you copied it completely.")
-        return self.message(request, lang, "Page not found", text, 404, "error")
+        return self.message(request, lang, N_("Page not found"), text, 404, "error")
 
     def language(self, request: Request, preferred: str | None = None) -> str:
         asked = request.query_params.get("lang") or preferred

@@ -18,6 +18,11 @@ LOCALE_DIR = Path(__file__).parent / "locale"
 DOMAIN = "web"
 
 
+def N_(message: str) -> str:
+    """Marks text for extraction that is translated later (a page title handed to a template)."""
+    return message
+
+
 @lru_cache(maxsize=32)
 def translations(language: str) -> gettext.NullTranslations:
     """The catalog for `language` (its base language if only that exists), or the identity."""

@@ -20,7 +20,7 @@ from newsletter.send import notices
 from newsletter.store import now_utc
 from newsletter.store.tables import lists, subscribers
 from newsletter.web.context import PublicContext
-from newsletter.web.i18n import translations
+from newsletter.web.i18n import N_, translations
 
 log = logging.getLogger(__name__)
 
@@ -50,13 +50,13 @@ async def apply_preferences(pub: PublicContext, request: Request, r: str, person
     _ = translations(lang).gettext
     if not pub.csrf_ok(request, form):
         text = _("Your session has expired. Please reload the page and try again.")
-        return pub.message(request, lang, "Your preferences", text, 403, "error")
+        return pub.message(request, lang, N_("Your preferences"), text, 403, "error")
     ip = pub.client_ip(request)
     if form.get("action") == "leave":
         await run_in_threadpool(
             preferences.leave_all, pub.site.store, person.id, source="preferences", ip=ip, now=now_utc()
         )
-        return pub.message(request, lang, "You are unsubscribed", _("You have left every list."))
+        return pub.message(request, lang, N_("You are unsubscribed"), _("You have left every list."))
     language = str(form.get("language", person.language))
     if language not in pub.site.languages:
         language = person.language
@@ -125,7 +125,7 @@ async def subscribe(pub: PublicContext, request: Request) -> Response:
         context["error"] = _("Your session has expired. Please reload the page and try again.")
         return pub.page(request, "subscribe.html", lang, 403, **context)
     check_title, check_text = (
-        "Check your inbox",
+        N_("Check your inbox"),
         _("We have sent you an email. Click the link in it to confirm your subscription."),
     )
     if form.get("website"):
@@ -133,7 +133,7 @@ async def subscribe(pub: PublicContext, request: Request) -> Response:
         return pub.message(request, lang, check_title, check_text)
     ip = pub.client_ip(request)
     if not await run_in_threadpool(pub.allow, request):
-        return pub.message(request, lang, "Too many attempts", _("Please try again later."), 429, "error")
+        return pub.message(request, lang, N_("Too many attempts"), _("Please try again later."), 429, "error")
     choice = str(form.get("language", lang))
     wish = signup.Request(slug, context["email"], context["name"], choice, ip, detail=f"form {slug}")
 
@@ -168,7 +168,7 @@ async def confirm(pub: PublicContext, request: Request) -> Response:
     _ = translations(lang).gettext
     if found is None:
         text = _("This link has expired or is not valid.")
-        return pub.message(request, lang, "Page not found", text, 404, "error")
+        return pub.message(request, lang, N_("Page not found"), text, 404, "error")
     subscriber_id, list_id = found
     with pub.site.store.read() as conn:
         person = conn.execute(select(subscribers).where(subscribers.c.id == subscriber_id)).first()
@@ -184,7 +184,7 @@ async def confirm(pub: PublicContext, request: Request) -> Response:
     form = await request.form()
     if not pub.csrf_ok(request, form):
         text = _("Your session has expired. Please reload the page and try again.")
-        return pub.message(request, lang, "Confirm your subscription", text, 403, "error")
+        return pub.message(request, lang, N_("Confirm your subscription"), text, 403, "error")
     ip = pub.client_ip(request)
 
     def apply() -> str | None:
@@ -194,7 +194,7 @@ async def confirm(pub: PublicContext, request: Request) -> Response:
     state = await run_in_threadpool(apply)
     if state != "confirmed":
         return pub.message(
-            request, lang, "Page not found", _("This link has expired or is not valid."), 404, "error"
+            request, lang, N_("Page not found"), _("This link has expired or is not valid."), 404, "error"
         )
     text = _("Thank you! You are now subscribed to %(list)s.") % {"list": name}
-    return pub.message(request, lang, "Subscription confirmed", text)
+    return pub.message(request, lang, N_("Subscription confirmed"), text)

@@ -29,7 +29,7 @@ from newsletter.track.links import Link, LinkCache
 from newsletter.urls import read_link, read_recipient
 from newsletter.web import pages
 from newsletter.web.context import HERE, NO_STORE, PublicContext
-from newsletter.web.i18n import translations
+from newsletter.web.i18n import N_, translations
 
 GIF = (
     b"GIF89a\x01\x00\x01\x00\x80\x00\x00\x00\x00\x00\xff\xff\xff!\xf9\x04\x01\x00\x00\x00\x00"
@@ -58,6 +58,9 @@ class Public(PublicContext):
         self.redirects: dict[int, Response] = {}
         self._loading: dict[int, asyncio.Future[Link | None]] = {}
         self.conversion_param = str(s["conversion_param"])
+        from newsletter.web.archive import Archive
+
+        self.archive = Archive(self)
 
     def routes(self) -> list[BaseRoute]:
         return [
@@ -70,6 +73,8 @@ class Public(PublicContext):
             Route("/subscribe/{slug}", self.subscribe, methods=["GET", "POST"]),
             Route("/confirm/{token}", self.confirm, methods=["GET", "POST"]),
             Route("/v/{token}", self.view, methods=["GET"]),
+            Route("/archive/{slug}/{lang}.xml", self.archive.feed, methods=["GET"]),
+            Route("/archive/{slug}/{lang}", self.archive.page, methods=["GET"]),
             Route("/webhooks/sendgrid", self.sendgrid, methods=["POST"]),
             Mount("/static/public", StaticFiles(directory=HERE / "static" / "public"), name="public-static"),
         ]
@@ -204,7 +209,7 @@ class Public(PublicContext):
             return self.message(
                 request,
                 lang,
-                "Unsubscribe",
+                N_("Unsubscribe"),
                 _("Your session has expired. Please reload the page and try again."),
                 403,
                 "error",
@@ -226,7 +231,7 @@ class Public(PublicContext):
         if one_click:
             return PlainTextResponse("unsubscribed", headers=NO_STORE)
         return self.message(
-            request, lang, "You are unsubscribed", _("You will not receive these emails any more.")
+            request, lang, N_("You are unsubscribed"), _("You will not receive these emails any more.")
         )
 
     async def preferences(self, request: Request) -> Response:
