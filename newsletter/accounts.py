@@ -25,6 +25,7 @@ class User:
     id: int
     email: str
     role: str
+    language: str = ""  # the dashboard's language; empty: the browser's
 
     @property
     def can_send(self) -> bool:
@@ -54,9 +55,15 @@ def add_user(store: Store, email: str, role: str, password: str) -> User:
 def get_user(store: Store, user_id: int) -> User | None:
     with store.read() as conn:
         row = conn.execute(
-            select(users.c.id, users.c.email, users.c.role).where(users.c.id == user_id)
+            select(users.c.id, users.c.email, users.c.role, users.c.language).where(users.c.id == user_id)
         ).first()
-    return User(int(row.id), row.email, row.role) if row else None
+    return User(int(row.id), row.email, row.role, row.language or "") if row else None
+
+
+def set_language(store: Store, user_id: int, language: str) -> None:
+    """Store the dashboard language a user chose ("" goes back to the browser's)."""
+    with store.write() as conn:
+        conn.execute(users.update().where(users.c.id == user_id).values(language=language))
 
 
 def list_users(store: Store) -> list[User]:

@@ -141,12 +141,12 @@ def test_schedule_pause_and_resume(admin_site: AdminSite, page: Any) -> None:
     row = page.locator(f"li[data-key='{key}']")
     assert "session" in page.locator("#timeline").inner_text()  # events and sessions on the timeline
     row.locator("button[data-action=pause]").click()
-    page.wait_for_selector("text=Done: pause.")
+    page.wait_for_selector("text=Done: paused.")
     assert _status(admin_site, key) == "paused"
     assert "paused" in page.locator(f"li[data-key='{key}']").inner_text()
     screenshot(page, "schedule")
     page.locator(f"li[data-key='{key}'] button[data-action=resume]").click()
-    page.wait_for_selector("text=Done: resume.")
+    page.wait_for_selector("text=Done: resumed.")
     assert _status(admin_site, key) == "scheduled"
     # A test copy in Portuguese to the logged-in person, through the site's transport (the outbox here).
     page.select_option("#test-send select[name=campaign]", "webinar-april-14d")

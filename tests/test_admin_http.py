@@ -174,7 +174,7 @@ def test_in_doubt_batch_shown_and_decided_by_staff(admin_site: AdminSite, client
     assert login(client, admin_site.staff).status_code == 303
     page = client.get("/admin/")
     assert f"#{batch}" in page.text and "timeout after the request was sent" in page.text
-    assert "Sending now" in page.text and "in_doubt 3" in page.text  # the occurrence's progress
+    assert "Sending now" in page.text and "in doubt 3" in page.text  # the occurrence's progress
     r = client.post(f"/admin/batches/{batch}/decide", data={"csrf": _csrf(page.text), "decision": "sent"})
     assert r.status_code == 303
     with admin_site.site.store.read() as conn:

@@ -67,6 +67,7 @@ def build(site: Site) -> Starlette:
             Route("/", overview.overview),
             Route("/login", auth.login, methods=["GET", "POST"]),
             Route("/logout", auth.logout, methods=["POST"]),
+            Route("/language", auth.language, methods=["POST"]),
             Route("/campaigns/{occurrence_id:int}", campaigns.campaign),
             Route("/campaigns/{occurrence_id:int}/figures.csv", campaigns.figures_csv),
             Route("/campaigns/{occurrence_id:int}/clicks.csv", campaigns.clicks_csv),

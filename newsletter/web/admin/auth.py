@@ -17,8 +17,9 @@ from newsletter import audit as log
 from newsletter.errors import InputError, NewsletterError
 from newsletter.site import Site
 from newsletter.store import now_utc
-from newsletter.web.admin.render import render
+from newsletter.web.admin.render import render, translator
 from newsletter.web.admin.session import CSRF_FIELD, Session
+from newsletter.web.catalog import LANGUAGES
 
 Handler = Callable[[Request, FormData | None], Response]
 
@@ -43,28 +44,29 @@ def guard(role: str | None = None) -> Callable[[Handler], Callable[[Request], Aw
             user = None
             if session.user_id is not None:
                 user = await run_in_threadpool(accounts.get_user, site_of(request).store, session.user_id)
+            request.state.user = user
+            _ = translator(request)
             if user is None:
                 if request.method == "GET":
                     target = quote(request.url.path + (f"?{request.url.query}" if request.url.query else ""))
                     return RedirectResponse(f"/admin/login?next={target}", status_code=303)
-                return PlainTextResponse("Log in first.", status_code=401)
+                return PlainTextResponse(_("Log in first."), status_code=401)
             if role == "staff" and not user.can_send:
                 return PlainTextResponse(
-                    "Only staff can do this; organisers see the reports.", status_code=403
+                    _("Only staff can do this; organisers see the reports."), status_code=403
                 )
             form = None
             if request.method == "POST":
                 form = await request.form()
                 if not session.csrf_ok(form.get(CSRF_FIELD)):  # type: ignore[arg-type]
                     return PlainTextResponse(
-                        "The form's security token is missing or stale: reload the page and try again.",
+                        _("The form's security token is missing or stale: reload the page and try again."),
                         status_code=403,
                     )
-            request.state.user = user
             try:
                 return await run_in_threadpool(page, request, form)
             except NewsletterError as exc:
-                return render(request, "message.html", {"title": "Not done", "message": str(exc)}, 400)
+                return render(request, "message.html", {"title": _("Not done"), "message": str(exc)}, 400)
 
         return endpoint
 
@@ -114,8 +116,10 @@ async def login(request: Request) -> Response:
         return render(request, "login.html", {"next": nxt, "error": ""})
     form = await request.form()
     if not session.csrf_ok(form.get(CSRF_FIELD)):  # type: ignore[arg-type]
+        _ = translator(request)
         return PlainTextResponse(
-            "The form's security token is missing or stale: reload the page.", status_code=403
+            _("The form's security token is missing or stale: reload the page and try again."),
+            status_code=403,
         )
     email = str(form.get("email", "")).strip().lower()
     password = str(form.get("password", ""))
@@ -130,23 +134,37 @@ def _check_login(request: Request, email: str, password: str, nxt: str) -> Respo
     ip = request.client.host if request.client else ""
     keys = [f"login-email:{email}", f"login-ip:{ip}"]
     now = now_utc()
+    _ = translator(request)
     if ratelimit.exceeded(site.store, keys, int(settings["admin_login_attempts"]), now):
         minutes = max(1, window.seconds // 60)
         return render(
             request,
             "login.html",
-            {"next": nxt, "error": f"Too many failed logins: try again in {minutes} minutes."},
+            {
+                "next": nxt,
+                "error": _("Too many failed logins: try again in %(minutes)s minutes.", minutes=minutes),
+            },
             status_code=429,
         )
     user = accounts.authenticate(site.store, email, password)
     if user is None:
         ratelimit.record(site.store, keys, window, now)
         return render(
-            request, "login.html", {"next": nxt, "error": "Wrong email or password."}, status_code=401
+            request, "login.html", {"next": nxt, "error": _("Wrong email or password.")}, status_code=401
         )
     ratelimit.clear(site.store, [f"login-email:{email}"])
     session_of(request).login(user.id)
     return RedirectResponse(nxt, status_code=303)
+
+
+@guard()
+def language(request: Request, form: FormData | None) -> Response:
+    """Store the dashboard language the user picked, then show the page they were on."""
+    chosen = str(form.get("language", "")) if form else ""
+    if chosen and chosen not in LANGUAGES:
+        return PlainTextResponse(f"unknown language {chosen!r}: {', '.join(LANGUAGES)}", status_code=400)
+    accounts.set_language(site_of(request).store, request.state.user.id, chosen)
+    return RedirectResponse(_safe_next(str(form.get("next", "")) if form else ""), status_code=303)
 
 
 async def logout(request: Request) -> Response:

@@ -11,7 +11,7 @@ from starlette.responses import PlainTextResponse, Response, StreamingResponse
 from newsletter.report import compare as comparison
 from newsletter.report import export, figures, rollup
 from newsletter.web.admin.auth import guard, site_of
-from newsletter.web.admin.render import render
+from newsletter.web.admin.render import render, translator
 
 
 def _report(request: Request) -> figures.CampaignReport | None:
@@ -29,7 +29,8 @@ def _report(request: Request) -> figures.CampaignReport | None:
 def campaign(request: Request, _form: FormData | None) -> Response:
     report = _report(request)
     if report is None:
-        return PlainTextResponse("No such campaign occurrence.", status_code=404)
+        _ = translator(request)
+        return PlainTextResponse(_("No such campaign occurrence."), status_code=404)
     charts = {
         "timeline": report.timeline,
         "languages": {lang: f.as_dict() for lang, f in report.languages.items()},
@@ -45,7 +46,8 @@ def campaign(request: Request, _form: FormData | None) -> Response:
 def figures_csv(request: Request, _form: FormData | None) -> Response:
     report = _report(request)
     if report is None:
-        return PlainTextResponse("No such campaign occurrence.", status_code=404)
+        _ = translator(request)
+        return PlainTextResponse(_("No such campaign occurrence."), status_code=404)
     occ = report.occurrences[0]
     name = occ["campaign"] if "name" in request.path_params else f"{occ['campaign']}-{occ['id']}"
     return csv_response(export.figures_rows(report), re.sub(r"[^A-Za-z0-9._-]", "-", name) + "-figures.csv")

@@ -16,7 +16,7 @@ from newsletter.send import ledger
 from newsletter.site import Site
 from newsletter.web.admin import stages
 from newsletter.web.admin.auth import audit, guard, now_of, site_of
-from newsletter.web.admin.render import render
+from newsletter.web.admin.render import render, translator
 
 
 def attention(site: Site, now: Any) -> dict[str, Any]:
@@ -71,6 +71,8 @@ def decide(request: Request, form: FormData | None) -> Response:
     batch_id = int(request.path_params["batch_id"])
     _, error = stages.attempt(stages.decide_in_doubt, site, batch_id, decision, request.state.user.email)
     if error:
-        return render(request, "message.html", {"title": "Decision not recorded", "message": error}, 400)
+        _ = translator(request)
+        title = _("Decision not recorded")
+        return render(request, "message.html", {"title": title, "message": error}, 400)
     audit(request, "in-doubt", f"batch {batch_id}", {"decision": decision})
     return RedirectResponse("/admin/", status_code=303)

@@ -13,7 +13,7 @@ from newsletter.audience.subscribers import forget, normalize_email, show
 from newsletter.errors import InputError
 from newsletter.store import now_utc
 from newsletter.web.admin.auth import actor_of, audit, guard, site_of
-from newsletter.web.admin.render import render
+from newsletter.web.admin.render import render, translator
 from newsletter.web.pages import data_response
 
 
@@ -26,7 +26,8 @@ def subscribers(request: Request, _form: FormData | None) -> Response:
         try:
             person = show(site.store, query)
             if person is None:
-                error = f"No subscriber with the address {normalize_email(query)}."
+                _ = translator(request)
+                error = _("No subscriber with the address %(email)s.", email=normalize_email(query))
         except InputError as exc:
             error = str(exc)
     return render(
@@ -50,7 +51,9 @@ def person_data(request: Request, _form: FormData | None) -> Response:
     person = show(site.store, email)
     data = personal_data(site.store, person["subscriber"]["id"], now_utc()) if person else None
     if data is None:
-        return PlainTextResponse(f"No subscriber with the address {email}.", status_code=404)
+        _ = translator(request)
+        text = _("No subscriber with the address %(email)s.", email=email)
+        return PlainTextResponse(text, status_code=404)
     audit(request, "data-export", email, {}, subject=email)
     return data_response(data, data["profile"]["id"])
 

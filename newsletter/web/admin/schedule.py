@@ -13,14 +13,14 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from newsletter.store import now_utc
 from newsletter.web.admin import stages
 from newsletter.web.admin.auth import audit, guard, now_of, site_of
-from newsletter.web.admin.render import render
+from newsletter.web.admin.render import STATUS_LABELS, language_of, render, translator
 
 # The rendered message is shown in a sandboxed frame; this policy keeps it from running scripts,
 # submitting forms or loading anything but images and inline styles, whatever the template holds.
 PREVIEW_CSP = "sandbox; default-src 'none'; img-src * data:; style-src 'unsafe-inline' *; font-src *"
 
 
-def _timeline(site: Any, now: Any) -> dict[str, Any]:
+def _timeline(site: Any, now: Any, language: str) -> dict[str, Any]:
     planned, plan_error = stages.attempt(stages.plan, site, now, 60)
     events, events_error = stages.attempt(stages.events, site)
     items = []
@@ -29,7 +29,7 @@ def _timeline(site: Any, now: Any) -> dict[str, Any]:
             {
                 "kind": "event",
                 "at": ev.start,
-                "title": ev.title.get(site.default_language, ev.id),
+                "title": ev.title.get(language) or ev.title.get(site.default_language, ev.id),
                 "id": ev.id,
                 "tz": ev.timezone,
                 "cancelled": ev.cancelled,
@@ -83,7 +83,7 @@ def schedule(request: Request, _form: FormData | None) -> Response:
         "schedule.html",
         {
             "now": now,
-            "timeline": _timeline(site, now),
+            "timeline": _timeline(site, now, language_of(request)),
             "campaigns": campaigns or [],
             "campaigns_error": campaigns_error,
             "languages": site.languages,
@@ -101,7 +101,9 @@ def occurrence_action(request: Request, _form: FormData | None) -> Response:
     occurrence_id = int(request.path_params["occurrence_id"])
     row, error = stages.attempt(stages.change_occurrence, site, occurrence_id, action, now_utc())
     if error:
-        return render(request, "message.html", {"title": f"Could not {action}", "message": error}, 400)
+        _ = translator(request)
+        title = _("Could not %(action)s", action=_(STATUS_LABELS.get(action, action)))
+        return render(request, "message.html", {"title": title, "message": error}, 400)
     key = getattr(row, "key", f"occurrence {occurrence_id}")
     audit(request, action, key, {"occurrence": occurrence_id, "status": getattr(row, "status", None)})
     return RedirectResponse(f"/admin/schedule?{_back(request, done=action)}", status_code=303)
@@ -113,17 +115,21 @@ def test_send(request: Request, form: FormData | None) -> Response:
     assert form is not None
     campaign = str(form.get("campaign", ""))
     language = str(form.get("language", ""))
+    _ = translator(request)
     if language not in site.languages:
         return render(
             request,
             "message.html",
-            {"title": "Test not sent", "message": f"unknown language {language!r}"},
+            {
+                "title": _("Test not sent"),
+                "message": _("unknown language %(language)s", language=repr(language)),
+            },
             400,
         )
     user = request.state.user
     _, error = stages.attempt(stages.send_test, site, campaign, language, user.email, now_of(request))
     if error:
-        return render(request, "message.html", {"title": "Test not sent", "message": error}, 400)
+        return render(request, "message.html", {"title": _("Test not sent"), "message": error}, 400)
     audit(request, "test-send", campaign, {"to": user.email, "language": language})
     return RedirectResponse(
         f"/admin/schedule?{_back(request, sent=f'{campaign}/{language}')}", status_code=303
@@ -164,8 +170,10 @@ def preview_frame(request: Request, _form: FormData | None) -> Response:
     site = site_of(request)
     campaign, lang = request.path_params["campaign"], request.path_params["language"]
     if lang not in site.languages:
-        return PlainTextResponse("unknown language", status_code=404)
+        _ = translator(request)
+        return PlainTextResponse(_("unknown language"), status_code=404)
     shown, why = stages.attempt(stages.preview, site, campaign, lang, now_of(request))
     if shown is None:
-        return PlainTextResponse(f"Not rendered: {why}", status_code=404)
+        _ = translator(request)
+        return PlainTextResponse(_("Not rendered: %(why)s", why=why), status_code=404)
     return HTMLResponse(shown.html, headers={"Content-Security-Policy": PREVIEW_CSP})

@@ -4,9 +4,16 @@
   var PALETTE = ["#2563eb", "#db2777", "#059669", "#d97706", "#7c3aed", "#0891b2", "#dc2626", "#4b5563"];
   var SIGN_ON = "#c2410c";
 
-  function data() {
-    var el = document.getElementById("chart-data");
+  function data(id) {
+    var el = document.getElementById(id || "chart-data");
     return el ? JSON.parse(el.textContent) : null;
+  }
+
+  // The page writes the charts' texts in its language (script#chart-labels); English otherwise.
+  var LABELS = null;
+  function tr(text) {
+    if (LABELS === null) { LABELS = data("chart-labels") || {}; }
+    return LABELS[text] || text;
   }
 
   function base(extra) {
@@ -35,14 +42,14 @@
       return {
         type: bars ? "bar" : "line",
         data: {
-          labels: t.map(function (p) { return p.later ? "later" : "+" + p.hour + "h"; }),
+          labels: t.map(function (p) { return p.later ? tr("later") : "+" + p.hour + "h"; }),
           datasets: [
-            series("Opens (human)", "opens", PALETTE[0], "rgba(37,99,235,.12)"),
-            series("Opens incl. machine", "opens_all", "#93c5fd", null, { borderDash: [4, 3] }),
-            series("Clicks (human)", "clicks", SIGN_ON, "rgba(194,65,12,.15)")
+            series(tr("Opens (human)"), "opens", PALETTE[0], "rgba(37,99,235,.12)"),
+            series(tr("Opens incl. machine"), "opens_all", "#93c5fd", null, { borderDash: [4, 3] }),
+            series(tr("Clicks (human)"), "clicks", SIGN_ON, "rgba(194,65,12,.15)")
           ]
         },
-        options: base({ scales: { x: { title: { display: true, text: "hours after sending" } }, y: { beginAtZero: true, ticks: { precision: 0 } } } })
+        options: base({ scales: { x: { title: { display: true, text: tr("hours after sending") } }, y: { beginAtZero: true, ticks: { precision: 0 } } } })
       };
     },
     languages: function (d) {
@@ -53,10 +60,10 @@
         data: {
           labels: langs,
           datasets: [
-            { label: "Unique opens", data: col("opens"), backgroundColor: "#93c5fd" },
-            { label: "Unique clicks", data: col("clicks"), backgroundColor: PALETTE[0] },
-            { label: "Sign-on click-throughs", data: col("sign_on"), backgroundColor: SIGN_ON },
-            { label: "Sign-ons completed", data: col("conversions"), backgroundColor: "#059669" }
+            { label: tr("Unique opens"), data: col("opens"), backgroundColor: "#93c5fd" },
+            { label: tr("Unique clicks"), data: col("clicks"), backgroundColor: PALETTE[0] },
+            { label: tr("Sign-on click-throughs"), data: col("sign_on"), backgroundColor: SIGN_ON },
+            { label: tr("Sign-ons completed"), data: col("conversions"), backgroundColor: "#059669" }
           ]
         },
         options: base()
@@ -101,6 +108,7 @@
     if (!d || typeof Chart === "undefined") { return; }
     Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
     Chart.defaults.color = "#374151";
+    Chart.defaults.locale = document.documentElement.lang || "en";  // numbers on the axes
     document.querySelectorAll("canvas[data-chart]").forEach(function (canvas) {
       var build = builders[canvas.dataset.chart];
       if (!build) { return; }
