@@ -38,11 +38,11 @@ def po_path(language: str) -> Path:
     return LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
 
 
-def extract(now: datetime | None = None) -> Catalog:
-    """Every translatable string of the web templates and modules."""
+def extract(now: datetime | None = None, root: Path = WEB_DIR) -> Catalog:
+    """Every translatable string of the web templates and modules under `root`."""
     catalog = Catalog(project="newsletter web", creation_date=now, charset="utf-8")
     for filename, lineno, message, comments, context in extract_from_dir(
-        str(WEB_DIR), METHOD_MAP, options_map=OPTIONS, keywords=KEYWORDS, strip_comment_tags=True
+        str(root), METHOD_MAP, options_map=OPTIONS, keywords=KEYWORDS, strip_comment_tags=True
     ):
         if message:
             catalog.add(message, None, [(filename, lineno)], auto_comments=comments, context=context)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -81,9 +82,19 @@ def _number(ctx: Any, value: Any) -> str:
     return "—" if value is None else str(format_decimal(int(value), locale=_locale(ctx)))
 
 
+@lru_cache(maxsize=16)
+def _percent_pattern(language: str) -> str:
+    # The locale's own percent pattern ("#,##0 %" in French), with one decimal.
+    pattern = Locale.parse(language).percent_formats[None].pattern
+    return str(pattern.replace("#,##0", "#,##0.0", 1))
+
+
 @jinja2.pass_context
 def _percent(ctx: Any, value: Any) -> str:
-    return "—" if value is None else str(format_percent(value, "#,##0.0%", locale=_locale(ctx)))
+    if value is None:
+        return "—"
+    lang = _locale(ctx)
+    return str(format_percent(value, _percent_pattern(lang), locale=lang))
 
 
 @jinja2.pass_context
