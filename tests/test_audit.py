@@ -9,6 +9,8 @@ from datetime import UTC, datetime
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -189,3 +191,29 @@ def test_audit_csv_is_formula_safe(store, value: str) -> None:
     text = "".join(as_csv(audit.csv_rows(audit.entries(store))))
     rows = list(csv.reader(io.StringIO(text, newline="")))
     assert rows[1][4] == "'" + value
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    params=st.dictionaries(
+        st.sampled_from(["actor", "action", "target", "since", "until"]),
+        st.text(max_size=40) | st.sampled_from(["9999-12-31", "0001-01-01T00:00+05:00", "2021-06-01"]),
+        max_size=5,
+    )
+)
+def test_audit_filters_from_a_query_are_read_or_refused(params: dict[str, str]) -> None:
+    from urllib.parse import urlencode
+
+    from starlette.requests import Request
+
+    from newsletter.errors import InputError
+    from newsletter.web.admin.audit import _filter
+
+    request = Request({"type": "http", "query_string": urlencode(params).encode(), "headers": []})
+    try:
+        where = _filter(request)
+    except InputError as exc:
+        assert "expected a date" in str(exc)
+        return
+    assert where.actor == params.get("actor", "").strip()
+    assert (where.since is None) == (not params.get("since", "").strip())

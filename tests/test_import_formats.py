@@ -236,3 +236,14 @@ def test_mailchimp_names_and_file_kinds(first, last, kind, extra):
     assert row.status == {"": "confirmed", "UNSUB_TIME": "unsubscribed", "CLEAN_TIME": "bounced"}[kind]
     assert row.profile.get("name", "") == f"{first.strip()} {last.strip()}".strip()
     assert row.attributes == ({"Favourite colour": extra.strip()} if extra.strip() else {})
+
+
+def test_a_line_the_csv_reader_cannot_read_is_rejected_and_the_rest_goes_in(site, tmp_path):
+    path = tmp_path / "huge-cell.csv"
+    huge = "x" * 200_000  # over the csv module's field limit
+    path.write_text(
+        f"email,status,note\na@example.org,confirmed,\nb@example.org,confirmed,{huge}\nc@example.org,confirmed,\n"
+    )
+    report = import_csv(site, path, "members", consent=BASIS)
+    assert report.accepted == 2
+    assert [(r.line, r.reason[:16]) for r in report.rejected] == [(3, "unreadable line ")]

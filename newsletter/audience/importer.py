@@ -105,7 +105,7 @@ def detect_encoding(path: Path) -> str:
     raise AssertionError("unreachable")
 
 
-def _records(fh: io.TextIOBase, path: Path) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+def _records(fh: io.TextIOBase, path: Path) -> tuple[list[str], Iterator[tuple[int, list[str] | str]]]:
     sample = fh.read(8192)
     fh.seek(0)
     try:
@@ -120,19 +120,18 @@ def _records(fh: io.TextIOBase, path: Path) -> tuple[list[str], Iterator[tuple[i
     except StopIteration:
         raise InputError(f"{path}: the file is empty; expected a header row with an email column") from None
     except csv.Error as exc:
-        raise InputError(f"{path}:1: the header is not CSV: {exc}") from None
+        raise InputError(f"{path}:1: unreadable header ({exc})") from None
 
-    def rows() -> Iterator[tuple[int, list[str]]]:
+    def rows() -> Iterator[tuple[int, list[str] | str]]:
+        """(line, cells), or (line, why) for a line the csv module cannot read (a NUL byte...)."""
         start = reader.line_num + 1
         while True:
-            # A broken record (a field over csv's size limit) leaves the reader lost: the whole
-            # import is refused, in its transaction, so nothing is half written.
             try:
-                record = next(reader)
+                record: list[str] | str = next(reader)
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise InputError(f"{path}:{start}: not CSV from here on: {exc}") from None
+                record = f"unreadable line ({exc})"
             yield start, record
             start = reader.line_num + 1
 
@@ -191,6 +190,9 @@ def import_csv(
         importer = _Importer(site, conn, lid, path, basis, default_status, report)
         chunk: list[tuple[int, formats.Row]] = []
         for line, record in records:
+            if isinstance(record, str):
+                report.rejected.append(Rejected(line, record))
+                continue
             if not any(cell.strip() for cell in record):
                 continue
             try:

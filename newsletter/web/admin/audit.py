@@ -20,23 +20,23 @@ SHOWN = 500
 def _filter(request: Request) -> log.Filter:
     q = request.query_params
 
-    def day(name: str) -> datetime | None:
+    def day(name: str, *, end: bool = False) -> datetime | None:
         value = q.get(name, "").strip()
         if not value:
             return None
         try:
             parsed = datetime.fromisoformat(value)
-        except ValueError:
+            parsed = parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+            return parsed + timedelta(days=1) if end else parsed  # "until" a day includes that day
+        except (ValueError, OverflowError):
             raise InputError(f"{name}={value!r}: expected a date such as 2021-06-01") from None
-        return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
 
-    until = day("until")
     return log.Filter(
         actor=q.get("actor", "").strip(),
         action=q.get("action", "").strip(),
         target=q.get("target", "").strip(),
         since=day("since"),
-        until=until + timedelta(days=1) if until else None,  # "until" a day includes that day
+        until=day("until", end=True),
     )
 
 
