@@ -15,7 +15,7 @@ from tests.conftest import REPO
 
 PACKAGE = REPO / "newsletter"
 BASE = {"errors", "settings", "yamlfile", "tokens", "urls", "store", "site", "campaigns", "ratelimit"}
-BASE |= {"findings", "campaign_content", "ids"}
+BASE |= {"findings", "campaign_content", "ids", "audit", "csvsafe"}
 LEVELS = {name: 0 for name in BASE}
 LEVELS |= {"audience": 1, "feeds": 2, "render": 3, "schedule": 4, "send": 5, "track": 6, "report": 7}
 LEVELS |= {"accounts": 8, "web": 9, "cli": 10, "check": 10, "jobs": 10, "runner": 10, "service": 10}
