@@ -80,7 +80,7 @@ def test_cli_actions_are_recorded(site, site_dir, site_env, tmp_path) -> None:
         "send", "webinar-april-1d", "--event", "webinar-april", "--test", "me@hub.example.org", "--lang", "fr"
     )
     run("send", "weekly-digest", "--force")
-    from newsletter.schedule.occurrences import reconcile
+    from newsletter.schedule.sync import reconcile
 
     reconcile(site, datetime(2021, 4, 1, tzinfo=UTC))  # spring 2021 stored, as `run` would then
     with site.store.read() as conn:
