@@ -27,7 +27,9 @@ cell = (
     )
 )
 columns = st.lists(
-    st.sampled_from(["email", "Email", "E-mail", "name", "language", "timezone", "country", "org", ""])
+    st.sampled_from(
+        ["email", "Email", "E-mail", "name", "language", "timezone", "country", "status", "org", ""]
+    )
     | st.text(max_size=8),
     min_size=1,
     max_size=5,
@@ -57,16 +59,18 @@ def _stored(site: Site) -> tuple[int, int]:
 def test_fuzzed_csv_files_import_or_raise_an_input_error(site: Site, tmp_path: Path) -> None:
     path = tmp_path / "people.csv"
 
-    @given(documents() | st.binary(max_size=300))
-    @example(b"email,name\r\nana@example.org,\x81\x8d\x90\r\n")  # bytes cp1252 leaves undefined
-    @example(b"email\r\n" + b"x" * 200_000 + b"@example.org\r\n")  # over csv's field limit
-    @example(b'email\r\n"ana@example.org\r\n')  # an unclosed quote
-    @example(b"email,name,org\r\nnul@example.org,A\x00B,\x00\r\n")  # PostgreSQL refuses NUL in text
-    def run(data: bytes) -> None:
+    @given(documents() | st.binary(max_size=300), st.sampled_from([None, "confirmed", "unsubscribed"]))
+    @example(b"email,name\r\nana@example.org,\x81\x8d\x90\r\n", "confirmed")  # bytes cp1252 leaves undefined
+    @example(b"email\r\n" + b"x" * 200_000 + b"@example.org\r\n", "confirmed")  # over csv's field limit
+    @example(b'email\r\n"ana@example.org\r\n', "confirmed")  # an unclosed quote
+    @example(
+        b"email,name,org\r\nnul@example.org,A\x00B,\x00\r\n", "confirmed"
+    )  # PostgreSQL refuses NUL in text
+    def run(data: bytes, status: str | None) -> None:
         path.write_bytes(data)
         before = _stored(site)
         try:
-            report = import_csv(site, path, "members")
+            report = import_csv(site, path, "members", consent="fuzzed file", status=status)
         except InputError as exc:
             assert str(path) in str(exc), str(exc)
             assert _stored(site) == before  # nothing half written
