@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -17,6 +17,8 @@ from typer.testing import CliRunner
 from newsletter import audit
 from newsletter.cli import app
 from newsletter.report.export import as_csv
+from newsletter.schedule import stored
+from newsletter.store import now_utc
 from newsletter.store.tables import occurrences, send_batches
 from tests.support.report import AdminSite
 from tests.support.track import LiveServer
@@ -217,3 +219,39 @@ def test_audit_filters_from_a_query_are_read_or_refused(params: dict[str, str]) 
         return
     assert where.actor == params.get("actor", "").strip()
     assert (where.since is None) == (not params.get("since", "").strip())
+
+
+def test_composing_is_recorded(admin_site: AdminSite, admin_server: LiveServer) -> None:
+    """Creating, editing and test-sending a composed campaign each leave an entry."""
+    site = admin_site.site
+    later = (now_utc() + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M")
+    fields = {
+        "id": "audited-call",
+        "template": "message",
+        "lists": "members",
+        "source": "en",
+        "trigger": "at",
+        "at": later,
+        "timezone": "Europe/Paris",
+        "subject_en": "The zero draft is out",
+        "body_en": "Read it and send us your inputs.",
+    }
+    with httpx.Client(base_url=admin_server.url, follow_redirects=False, timeout=60) as client:
+        assert login(client, admin_site.staff).status_code == 303
+        token = _csrf(client.get("/admin/compose/new").text)
+        r = client.post(
+            "/admin/compose/save", data={**fields, "csrf": token, "revision": "0", "action": "draft"}
+        )
+        assert r.status_code == 303, r.text
+        first = stored.latest(site.store, "audited-call")
+        assert first is not None
+        edited = {**fields, "body_en": "Read it now.", "revision": str(first.revision), "action": "schedule"}
+        r = client.post("/admin/compose/save", data={**edited, "csrf": token})
+        assert r.status_code == 303, r.text
+        r = client.post("/admin/compose/audited-call/test", data={"csrf": token, "test_lang": "en"})
+        assert r.status_code == 303, r.text
+    entries = [e for e in _log(site.store) if e["target"] == "audited-call"]
+    assert [e["action"] for e in entries] == ["compose", "edit", "test-send"]
+    assert entries[0]["details"]["status"] == "draft" and entries[1]["details"]["status"] == "scheduled"
+    assert {e["actor"] for e in entries} == {admin_site.staff}
+    assert entries[1]["via"] == "web: POST /admin/compose/save"

@@ -15,7 +15,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 
 from newsletter.errors import Conflict, NewsletterError
 from newsletter.web.admin import composing
-from newsletter.web.admin.auth import guard, now_of, site_of
+from newsletter.web.admin.auth import audit, guard, now_of, site_of
 from newsletter.web.admin.render import render
 from newsletter.web.admin.schedule import PREVIEW_CSP
 
@@ -92,6 +92,8 @@ def save(request: Request, form: FormData | None) -> Response:
         )
     if isinstance(result, dict):  # field errors: nothing saved
         return _page(request, parsed, revision=based_on, creating=creating, errors=result, status_code=400)
+    details = {"revision": result.revision, "status": result.status, "languages": sorted(result.texts)}
+    audit(request, "compose" if creating else "edit", result.campaign, details)
     return RedirectResponse(f"/admin/compose/{result.campaign}?saved={action}", status_code=303)
 
 
@@ -143,10 +145,12 @@ def test_send(request: Request, form: FormData | None) -> Response:
             {"title": "Test not sent", "message": f"unknown language {language!r}"},
             400,
         )
+    to = request.state.user.email
     try:
-        composing.send_test(site, campaign, language, request.state.user.email, now_of(request))
+        composing.send_test(site, campaign, language, to, now_of(request))
     except NewsletterError as exc:
         return render(request, "message.html", {"title": "Test not sent", "message": str(exc)}, 400)
+    audit(request, "test-send", campaign, {"to": to, "language": language, "via": "composer"})
     return RedirectResponse(f"/admin/compose/{campaign}?saved=test-{language}", status_code=303)
 
 
