@@ -73,7 +73,41 @@ PAGES = (
     "/admin/preview?campaign=webinar-april-14d",
     "/admin/subscribers?email=person3@example.org",
     "/admin/audit",
+    "/admin/compose",
+    "/admin/compose/new",
+    "/admin/compose/inputs-call",
 )
+
+
+def _composed_draft(admin_site: AdminSite) -> None:
+    """A composed campaign in two languages, so the composer's page of an existing campaign is visited."""
+    from newsletter.schedule.compose import Form
+    from newsletter.schedule.config import site_lists
+    from newsletter.web.admin import composing
+
+    site = admin_site.site
+    if composing.load(site, "inputs-call") is not None:
+        return
+    link = '[{}](https://hub.example.org/in "declaration-inputs")'
+    form = Form(
+        id="inputs-call",
+        lists=site_lists(site)[:1],
+        languages=["en", "fr"],
+        source="en",
+        trigger="at",
+        at="2021-05-03T09:00",
+        timezone="Europe/Paris",
+        texts={
+            "en": {
+                "subject": "Your inputs",
+                "preheader": "",
+                "body": "Send us " + link.format("your inputs"),
+            },
+            "fr": {"subject": "Vos contributions", "preheader": "", "body": link.format("vos contributions")},
+        },
+    )
+    saved = composing.save(site, form, 0, "draft", admin_site.staff, AS_OF, True)
+    assert not isinstance(saved, dict), saved
 
 
 @pytest.mark.parametrize("language", list(LOCALES))
@@ -83,6 +117,7 @@ def test_dashboard_pages_in_each_language(
     from newsletter import audit
 
     audit.record(admin_site.site.store, admin_site.staff, "pause", "hlm-7d/hlm-2021", {"occurrence": 1})
+    _composed_draft(admin_site)
     context = browser.new_context(locale=LOCALES[language], viewport={"width": 1360, "height": 900})
     page = context.new_page()
     page.set_default_timeout(20_000)
@@ -99,7 +134,8 @@ def test_dashboard_pages_in_each_language(
         page.click("button[type=submit]")
         page.wait_for_url("**/admin/")
         for path in PAGES:
-            page.goto(admin_server.url + path.format(at=AT, occ=admin_site.seeded.occurrence_id))
+            response = page.goto(admin_server.url + path.format(at=AT, occ=admin_site.seeded.occurrence_id))
+            assert response is not None and response.ok, path
             assert page.get_attribute("html", "lang") == language, path
             text = page.inner_text("body")
             left = [piece for piece in english if piece in text]

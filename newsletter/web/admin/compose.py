@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from newsletter.errors import Conflict, NewsletterError
 from newsletter.web.admin import composing
 from newsletter.web.admin.auth import audit, guard, now_of, site_of
-from newsletter.web.admin.render import render
+from newsletter.web.admin.render import render, translator
 from newsletter.web.admin.schedule import PREVIEW_CSP
 
 ACTIONS = {"draft": "draft", "schedule": "scheduled", "unschedule": "unscheduled"}
@@ -39,8 +39,9 @@ def edit(request: Request, _form: FormData | None) -> Response:
     site = site_of(request)
     loaded = composing.load(site, request.path_params["campaign"])
     if loaded is None:
+        _ = translator(request)
         return render(
-            request, "message.html", {"title": "No such campaign", "message": "It is not stored."}, 404
+            request, "message.html", {"title": _("No such campaign"), "message": _("It is not stored.")}, 404
         )
     form, revision = loaded
     return _page(
@@ -59,7 +60,9 @@ def _page(
     status_code: int = 200,
 ) -> Response:
     site = site_of(request)
-    context = composing.page_context(site, form, now_of(request), revision=revision, creating=creating)
+    context = composing.page_context(
+        site, form, now_of(request), revision=revision, creating=creating, _=translator(request)
+    )
     context.update(errors=errors or {}, saved=saved, editable=request.state.user.can_send)
     return render(request, "compose.html", context, status_code)
 
@@ -72,19 +75,20 @@ def save(request: Request, form: FormData | None) -> Response:
     based_on = _int(form.get("revision"))
     creating = based_on == 0
     parsed = composing.parse(site, form)
+    _ = translator(request)
     if action not in ACTIONS:
         return _page(
             request,
             parsed,
             revision=based_on,
             creating=creating,
-            errors={"_form": f"unknown action {action!r}"},
+            errors={"_form": _("unknown action %(action)s", action=repr(action))},
             status_code=400,
         )
     user = request.state.user
     try:
         result = composing.save(
-            site, parsed, based_on, ACTIONS[action], user.email, now_of(request), creating
+            site, parsed, based_on, ACTIONS[action], user.email, now_of(request), creating, _=_
         )
     except Conflict as exc:
         return _page(
@@ -103,13 +107,14 @@ def preview(request: Request, form: FormData | None) -> Response:
     assert form is not None
     site = site_of(request)
     language = str(form.get("preview_lang", ""))
+    _ = translator(request)
     if language not in site.languages:
-        return PlainTextResponse("unknown language", status_code=404)
+        return PlainTextResponse(_("unknown language"), status_code=404)
     try:
-        html = composing.preview_html(site, composing.parse(site, form), language, now_of(request))
+        html = composing.preview_html(site, composing.parse(site, form), language, now_of(request), _=_)
     except NewsletterError as exc:
         return HTMLResponse(
-            f"<p>Not rendered: {_escape(str(exc))}</p>",
+            f"<p>{_escape(_('Not rendered: %(why)s', why=str(exc)))}</p>",
             status_code=422,
             headers={"Content-Security-Policy": PREVIEW_CSP},
         )
@@ -128,6 +133,7 @@ def audience(request: Request, _form: FormData | None) -> Response:
         q.get("countries", ""),
         q.getlist("regions"),
         q.getlist("languages") or list(site.languages),
+        _=translator(request),
     )
     return JSONResponse({"counts": counts, "error": error})
 
@@ -138,18 +144,22 @@ def test_send(request: Request, form: FormData | None) -> Response:
     site = site_of(request)
     language = str(form.get("test_lang", ""))
     campaign = request.path_params["campaign"]
+    _ = translator(request)
     if language not in site.languages:
         return render(
             request,
             "message.html",
-            {"title": "Test not sent", "message": f"unknown language {language!r}"},
+            {
+                "title": _("Test not sent"),
+                "message": _("unknown language %(language)s", language=repr(language)),
+            },
             400,
         )
     to = request.state.user.email
     try:
-        composing.send_test(site, campaign, language, to, now_of(request))
+        composing.send_test(site, campaign, language, to, now_of(request), _=_)
     except NewsletterError as exc:
-        return render(request, "message.html", {"title": "Test not sent", "message": str(exc)}, 400)
+        return render(request, "message.html", {"title": _("Test not sent"), "message": str(exc)}, 400)
     audit(request, "test-send", campaign, {"to": to, "language": language, "via": "composer"})
     return RedirectResponse(f"/admin/compose/{campaign}?saved=test-{language}", status_code=303)
 

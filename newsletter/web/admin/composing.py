@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html as htmllib
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from zoneinfo import available_timezones
@@ -20,6 +21,14 @@ from newsletter.schedule.compose import TEMPLATES, Built, Form, build
 from newsletter.schedule.config import parse_schedules, site_lists
 from newsletter.send.engine import send_single
 from newsletter.site import Site
+
+
+def _english(message: str, **values: Any) -> str:
+    """The `_` when no request's language is given: the English text, with its values."""
+    return message % values if values else message
+
+
+Translate = Callable[..., str]
 
 ZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith(("Etc/", "SystemV/")))
 
@@ -54,14 +63,25 @@ def _built(site: Site, form: Form, now: datetime, creating: bool) -> tuple[Built
 
 
 def save(
-    site: Site, form: Form, based_on: int, status: str, by: str, now: datetime, creating: bool
+    site: Site,
+    form: Form,
+    based_on: int,
+    status: str,
+    by: str,
+    now: datetime,
+    creating: bool,
+    _: Translate = _english,
 ) -> stored.Revision | dict[str, str]:
     """The saved revision, or the errors per field (then nothing is saved)."""
     if status == "unscheduled":
         # Unscheduling keeps the campaign as last saved, whatever the form now holds or its date says.
         previous = stored.latest(site.store, form.id)
         if previous is None:
-            return {"_form": f"campaign {form.id!r} is not stored yet: nothing to unschedule"}
+            return {
+                "_form": _(
+                    "campaign %(campaign)s is not stored yet: nothing to unschedule", campaign=repr(form.id)
+                )
+            }
         revision = stored.save(
             site.store,
             campaign_id=form.id,
@@ -98,7 +118,9 @@ def _reconcile(site: Site, now: datetime) -> None:
     reconcile(site, now)
 
 
-def page_context(site: Site, form: Form, now: datetime, *, revision: int, creating: bool) -> dict[str, Any]:
+def page_context(
+    site: Site, form: Form, now: datetime, *, revision: int, creating: bool, _: Translate = _english
+) -> dict[str, Any]:
     schedules = parse_schedules(site)
     content = None
     statuses: dict[str, str] = {}
@@ -108,7 +130,7 @@ def page_context(site: Site, form: Form, now: datetime, *, revision: int, creati
         statuses = dict(content.statuses(form.languages or site.languages))
     history = stored.history(site.store, form.id)[:10] if form.id and not creating else []
     counts, count_error = audience_sizes(
-        site, form.lists, form.audience_languages, form.countries, form.regions, form.languages
+        site, form.lists, form.audience_languages, form.countries, form.regions, form.languages, _=_
     )
     return {
         "form": form,
@@ -137,13 +159,21 @@ def _probe_texts(site: Site, form: Form, creating: bool) -> dict[str, dict[str, 
 
 
 def audience_sizes(
-    site: Site, lists: list[str], languages: list[str], countries: str, regions: list[str], written: list[str]
+    site: Site,
+    lists: list[str],
+    languages: list[str],
+    countries: str,
+    regions: list[str],
+    written: list[str],
+    _: Translate = _english,
 ) -> tuple[dict[str, int], str]:
     """Recipients per campaign language (each reader in the first language of their chain it offers)."""
     known = set(site_lists(site))
     unknown = [slug for slug in lists if slug not in known]
     if not lists or unknown:
-        return {}, f"unknown list {unknown[0]!r}" if unknown else "choose at least one list"
+        if unknown:
+            return {}, _("unknown list %(list)s", list=repr(unknown[0]))
+        return {}, _("choose at least one list")
     audience = Audience(
         lists=tuple(lists),
         languages=tuple(languages),
@@ -170,7 +200,7 @@ def render_campaign(
     return prepared
 
 
-def preview_html(site: Site, form: Form, language: str, now: datetime) -> str:
+def preview_html(site: Site, form: Form, language: str, now: datetime, _: Translate = _english) -> str:
     """The form as it stands, in `language`, as a sample subscriber sees it."""
     schedules = parse_schedules(site)
     # A preview needs no date in the future, nor a new id: check what renders, not what schedules.
@@ -182,7 +212,8 @@ def preview_html(site: Site, form: Form, language: str, now: datetime) -> str:
             for k, v in built.errors.items()
             if k.startswith(("subject_", "body_", "template", "lists"))
         )
-        return f"<p>Nothing to show yet: {htmllib.escape(problems or 'fill in the source language')}</p>"
+        why = problems or _("fill in the source language")
+        return f"<p>{htmllib.escape(_('Nothing to show yet: %(why)s', why=why))}</p>"
     campaign = built.campaign
     if form.trigger in ("before", "after") and form.event in schedules.events:
         from dataclasses import replace
@@ -192,7 +223,9 @@ def preview_html(site: Site, form: Form, language: str, now: datetime) -> str:
     return prepared.personalise(prepared.html, sample_recipient(language))
 
 
-def send_test(site: Site, campaign_id: str, language: str, to: str, now: datetime) -> str:
+def send_test(
+    site: Site, campaign_id: str, language: str, to: str, now: datetime, _: Translate = _english
+) -> str:
     """A test copy of the latest saved revision in `language`: of its stored occurrence when it is
     scheduled (tracked links, as subscribers get it), else rendered as it stands (untracked)."""
     from sqlalchemy import select
@@ -210,11 +243,18 @@ def send_test(site: Site, campaign_id: str, language: str, to: str, now: datetim
         return str(stages.send_test(site, campaign_id, language, to, now))
     revision = stored.latest(site.store, campaign_id)
     if revision is None:
-        raise InputError(f"campaign {campaign_id!r} is not saved yet: save it as a draft first")
+        raise InputError(
+            _("campaign %(campaign)s is not saved yet: save it as a draft first", campaign=repr(campaign_id))
+        )
     schedules = parse_schedules(site)
     campaign = stored.to_campaign(site, revision, schedules.events) if revision.entry.get("trigger") else None
     if campaign is None:
-        raise InputError(f"campaign {campaign_id!r} cannot be rendered: open it and fix the fields shown")
+        raise InputError(
+            _(
+                "campaign %(campaign)s cannot be rendered: open it and fix the fields shown",
+                campaign=repr(campaign_id),
+            )
+        )
     from dataclasses import replace
 
     prepared = render_campaign(site, campaign, schedules.events, language, now)
