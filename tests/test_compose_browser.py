@@ -66,10 +66,12 @@ def when() -> str:
     return (now_utc() + timedelta(days=20)).strftime("%Y-%m-%dT09:30")
 
 
-def frame_text(page: Any, name: str) -> str:
+def frame_text(page: Any, name: str, expect: str) -> str:
+    """The HTML of preview frame `name` once it shows `expect` (a frame may still hold the previous
+    preview, or its placeholder, for a moment after the click)."""
     frame = page.frame(name=name)
     assert frame is not None, name
-    frame.wait_for_selector("body >> text=/./", timeout=20_000)
+    frame.wait_for_selector(f"text={expect}", timeout=20_000)
     return str(frame.content())
 
 
@@ -105,12 +107,12 @@ def test_staff_compose_preview_schedule_plan_and_test_copy(admin_site: AdminSite
     page.wait_for_selector("#audience-counts .count[data-language=fr]")
     assert re.search(r"fr \d+", page.inner_text("#audience-counts"))
     page.click("button.preview-button[data-language=fr]")
-    assert "Signer la déclaration" in frame_text(page, "phone-fr")
-    assert "Signer la déclaration" in frame_text(page, "desktop-fr")
+    assert "Signer la déclaration" in frame_text(page, "phone-fr", "Signer la déclaration")
+    assert "Signer la déclaration" in frame_text(page, "desktop-fr", "Signer la déclaration")
     page.click("#tab-en")
     page.click("button.preview-button[data-language=en]")
-    assert "Endorse the declaration" in frame_text(page, "desktop-en")
-    assert "zero draft" in frame_text(page, "phone-en")
+    assert "Endorse the declaration" in frame_text(page, "desktop-en", "Endorse the declaration")
+    assert "zero draft" in frame_text(page, "phone-en", "zero draft")
     screenshot(page, "compose-en", full_page=False)
 
     page.click("#schedule")
@@ -212,7 +214,7 @@ def test_hostile_markdown_never_reaches_the_email(admin_site: AdminSite, page: A
     compose(page, "hostile", en_body=HOSTILE)
     page.click("#tab-en")
     page.click("button.preview-button[data-language=en]")
-    shown = frame_text(page, "desktop-en")
+    shown = frame_text(page, "desktop-en", "Hello")
     page.click("#save-draft")
     page.wait_for_url("**saved=draft")
     page.select_option("select[name=test_lang]", "en")
