@@ -17,7 +17,7 @@ from newsletter import audit as log
 from newsletter.errors import InputError, NewsletterError
 from newsletter.site import Site
 from newsletter.store import now_utc
-from newsletter.web.admin.render import render, translator
+from newsletter.web.admin.render import message, render, translator
 from newsletter.web.admin.session import CSRF_FIELD, Session
 from newsletter.web.catalog import LANGUAGES
 
@@ -66,7 +66,7 @@ def guard(role: str | None = None) -> Callable[[Handler], Callable[[Request], Aw
             try:
                 return await run_in_threadpool(page, request, form)
             except NewsletterError as exc:
-                return render(request, "message.html", {"title": _("Not done"), "message": str(exc)}, 400)
+                return message(request, _("Not done"), str(exc), 400)
 
         return endpoint
 

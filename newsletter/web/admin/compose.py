@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from newsletter.errors import Conflict, NewsletterError
 from newsletter.web.admin import composing
 from newsletter.web.admin.auth import audit, guard, now_of, site_of
-from newsletter.web.admin.render import render, translator
+from newsletter.web.admin.render import message, render, translator
 from newsletter.web.admin.schedule import PREVIEW_CSP
 
 ACTIONS = {"draft": "draft", "schedule": "scheduled", "unschedule": "unscheduled"}
@@ -40,9 +40,7 @@ def edit(request: Request, _form: FormData | None) -> Response:
     loaded = composing.load(site, request.path_params["campaign"])
     if loaded is None:
         _ = translator(request)
-        return render(
-            request, "message.html", {"title": _("No such campaign"), "message": _("It is not stored.")}, 404
-        )
+        return message(request, _("No such campaign"), _("It is not stored."), 404)
     form, revision = loaded
     return _page(
         request, form, revision=revision.revision, creating=False, saved=request.query_params.get("saved", "")
@@ -146,20 +144,14 @@ def test_send(request: Request, form: FormData | None) -> Response:
     campaign = request.path_params["campaign"]
     _ = translator(request)
     if language not in site.languages:
-        return render(
-            request,
-            "message.html",
-            {
-                "title": _("Test not sent"),
-                "message": _("unknown language %(language)s", language=repr(language)),
-            },
-            400,
+        return message(
+            request, _("Test not sent"), _("unknown language %(language)s", language=repr(language)), 400
         )
     to = request.state.user.email
     try:
         composing.send_test(site, campaign, language, to, now_of(request), _=_)
     except NewsletterError as exc:
-        return render(request, "message.html", {"title": _("Test not sent"), "message": str(exc)}, 400)
+        return message(request, _("Test not sent"), str(exc), 400)
     audit(request, "test-send", campaign, {"to": to, "language": language, "via": "composer"})
     return RedirectResponse(f"/admin/compose/{campaign}?saved=test-{language}", status_code=303)
 

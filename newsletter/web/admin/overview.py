@@ -16,7 +16,7 @@ from newsletter.send import ledger
 from newsletter.site import Site
 from newsletter.web.admin import stages
 from newsletter.web.admin.auth import audit, guard, now_of, site_of
-from newsletter.web.admin.render import render, translator
+from newsletter.web.admin.render import message, render, translator
 
 
 def attention(site: Site, now: Any) -> dict[str, Any]:
@@ -73,6 +73,6 @@ def decide(request: Request, form: FormData | None) -> Response:
     if error:
         _ = translator(request)
         title = _("Decision not recorded")
-        return render(request, "message.html", {"title": title, "message": error}, 400)
+        return message(request, title, error, 400)
     audit(request, "in-doubt", f"batch {batch_id}", {"decision": decision})
     return RedirectResponse("/admin/", status_code=303)

@@ -173,3 +173,8 @@ def render(request: Request, name: str, context: dict[str, Any], status_code: in
         **context,
     )
     return HTMLResponse(page, status_code=status_code)
+
+
+def message(request: Request, title: str, text: str, status_code: int = 400) -> HTMLResponse:
+    """A page saying why something was not done (or not found): the dashboard's one answer to refusals."""
+    return render(request, "message.html", {"title": title, "message": text}, status_code)

@@ -13,7 +13,7 @@ from starlette.responses import HTMLResponse, PlainTextResponse, RedirectRespons
 from newsletter.store import now_utc
 from newsletter.web.admin import stages
 from newsletter.web.admin.auth import audit, guard, now_of, site_of
-from newsletter.web.admin.render import STATUS_LABELS, language_of, render, translator
+from newsletter.web.admin.render import STATUS_LABELS, language_of, message, render, translator
 
 # The rendered message is shown in a sandboxed frame; this policy keeps it from running scripts,
 # submitting forms or loading anything but images and inline styles, whatever the template holds.
@@ -103,7 +103,7 @@ def occurrence_action(request: Request, _form: FormData | None) -> Response:
     if error:
         _ = translator(request)
         title = _("Could not %(action)s", action=_(STATUS_LABELS.get(action, action)))
-        return render(request, "message.html", {"title": title, "message": error}, 400)
+        return message(request, title, error, 400)
     key = getattr(row, "key", f"occurrence {occurrence_id}")
     audit(request, action, key, {"occurrence": occurrence_id, "status": getattr(row, "status", None)})
     return RedirectResponse(f"/admin/schedule?{_back(request, done=action)}", status_code=303)
@@ -117,19 +117,13 @@ def test_send(request: Request, form: FormData | None) -> Response:
     language = str(form.get("language", ""))
     _ = translator(request)
     if language not in site.languages:
-        return render(
-            request,
-            "message.html",
-            {
-                "title": _("Test not sent"),
-                "message": _("unknown language %(language)s", language=repr(language)),
-            },
-            400,
+        return message(
+            request, _("Test not sent"), _("unknown language %(language)s", language=repr(language)), 400
         )
     user = request.state.user
     _, error = stages.attempt(stages.send_test, site, campaign, language, user.email, now_of(request))
     if error:
-        return render(request, "message.html", {"title": _("Test not sent"), "message": error}, 400)
+        return message(request, _("Test not sent"), error, 400)
     audit(request, "test-send", campaign, {"to": user.email, "language": language})
     return RedirectResponse(
         f"/admin/schedule?{_back(request, sent=f'{campaign}/{language}')}", status_code=303
