@@ -68,7 +68,9 @@ def when() -> str:
 
 def frame_text(page: Any, name: str, expect: str) -> str:
     """The HTML of preview frame `name` once it shows `expect` (a frame may still hold the previous
-    preview, or its placeholder, for a moment after the click)."""
+    preview, or its placeholder, for a moment after the click; the page script may not have made the
+    frame yet when the click returns)."""
+    page.wait_for_selector(f"iframe[name={name}]", state="attached", timeout=20_000)
     frame = page.frame(name=name)
     assert frame is not None, name
     frame.wait_for_selector(f"text={expect}", timeout=20_000)
