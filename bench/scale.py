@@ -30,7 +30,6 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -44,23 +43,6 @@ import track as track_bench  # noqa: E402
 from tests.conftest import pg_schema_url  # noqa: E402
 
 SECRET = "bench-" * 6  # bench/render.py's make_site uses this key
-
-
-def backend_cpu(admin: Any, app: str, seen: dict[int, float]) -> None:
-    """Note the CPU seconds so far of every PostgreSQL backend of `app` (they exit with their client)."""
-    with admin.connect() as conn:
-        pids = conn.exec_driver_sql(
-            "SELECT pid FROM pg_stat_activity WHERE application_name = %(app)s", {"app": app}
-        ).scalars()
-        for pid in pids:
-            try:
-                seen[pid] = track_bench.cpu_seconds(pid)
-            except (FileNotFoundError, ProcessLookupError):
-                pass
-
-
-def with_app(url: str, app: str) -> str:
-    return f"{url}&application_name={app}" if "?" in url else f"{url}?application_name={app}"
 
 
 def workers_run(pg: str, n_workers: int, recipients: int, sg_port: int) -> dict[str, float]:
@@ -79,7 +61,7 @@ def workers_run(pg: str, n_workers: int, recipients: int, sg_port: int) -> dict[
         app = f"bench_worker_{os.getpid()}"
         env = {
             **os.environ,
-            "NEWSLETTER_DATABASE_URL": with_app(url, app),
+            "NEWSLETTER_DATABASE_URL": send_bench.with_app(url, app),
             "NEWSLETTER_SECRET_KEY": SECRET,
             "NEWSLETTER_TRANSPORT": "sendgrid",
             "NEWSLETTER_SENDGRID_API_KEY": "SG.bench",
@@ -95,7 +77,7 @@ def workers_run(pg: str, n_workers: int, recipients: int, sg_port: int) -> dict[
         worker_cpu = 0.0
         running = {p.pid: p for p in procs}
         while running:
-            backend_cpu(admin, app, seen)
+            send_bench.backend_cpu(admin, app, seen)
             for pid, proc in list(running.items()):
                 done, status, usage = os.wait4(pid, os.WNOHANG)
                 if done:

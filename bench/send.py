@@ -234,21 +234,67 @@ def ledger_occurrence(site: Any, n: int) -> tuple[int, float]:
     return occurrence, time.perf_counter() - t
 
 
-def ledger_run(site: Any, n: int, port: int) -> tuple[float, float, float]:
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def backend_cpu(admin: Any, app: str, seen: dict[int, float]) -> None:
+    """Note the CPU seconds so far of every PostgreSQL backend of `app` (they exit with their client)."""
+    with admin.connect() as conn:
+        pids = conn.exec_driver_sql(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = %(app)s", {"app": app}
+        ).scalars()
+        for pid in pids:
+            try:
+                seen[pid] = cpu_seconds(pid)
+            except (FileNotFoundError, ProcessLookupError):
+                pass
+
+
+def with_app(url: str, app: str) -> str:
+    return f"{url}&application_name={app}" if "?" in url else f"{url}?application_name={app}"
+
+
+def ledger_run(
+    site: Any, n: int, port: int, postgres: str = "", app: str = ""
+) -> tuple[float, float, float, float, float]:
     """Enqueue n subscribers of a fresh occurrence and drain it through the SendGrid stand-in.
 
-    Returns (enqueue seconds, drain seconds, drain CPU seconds of this process).
+    Returns (enqueue seconds, render seconds, drain seconds, drain CPU seconds of this process, and of the
+    PostgreSQL backends of `app` when `postgres` is given: the server's share of the work).
     """
+    import sqlalchemy as sa
+
     from newsletter.send.engine import PreparedCache, drain
+    from newsletter.store import now_utc
 
     occurrence, enqueued = ledger_occurrence(site, n)
     schedules = load_schedules(site)
     transport = SendGridTransport("SG.bench", f"http://127.0.0.1:{port}", timeout=30)
     cache = PreparedCache(site, lambda: schedules)
+    # The messages are rendered once per language first, outside the timing, as the transport
+    # baseline's are: the figure is the ledger's cost, not the renderer's (bench/render.py has that).
+    t = time.perf_counter()
+    for language in LANGUAGES:
+        cache.get(occurrence, language, now_utc())
+    rendered = time.perf_counter() - t
+    admin = sa.create_engine(postgres) if postgres else None
+    before: dict[int, float] = {}
+    if admin is not None:
+        backend_cpu(admin, app, before)
     t, cpu = time.perf_counter(), time.process_time()
     tally = drain(site, transport, cache, worker="bench", occurrence_id=occurrence)
+    wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     assert tally.sent == n, tally
-    return enqueued, time.perf_counter() - t, time.process_time() - cpu
+    server = 0.0
+    if admin is not None:
+        after: dict[int, float] = {}
+        backend_cpu(admin, app, after)
+        server = sum(v - before.get(pid, 0.0) for pid, v in after.items())
+        admin.dispose()
+    return enqueued, rendered, wall, cpu, server
 
 
 @contextlib.contextmanager
@@ -329,17 +375,28 @@ def main() -> None:
                         # The transport's own hand-over rate again, just before: the same-run baseline.
                         wall, cpu = hand_over(transport, prepared, args.ledger)
                         handover, handover_cpu = args.ledger / wall, args.ledger / cpu
+                        app = f"bench_send_{os.getpid()}"
                         with tempfile.TemporaryDirectory() as ltmp, ledger_store(url) as ledger_url:
-                            lsite = render_bench.make_site(Path(ltmp), ledger_url)
-                            enqueued, drained, drain_cpu = ledger_run(lsite, args.ledger, sg_port)
+                            lsite = render_bench.make_site(
+                                Path(ltmp), with_app(ledger_url, app) if ledger_url else ""
+                            )
+                            enqueued, rendered, drained, drain_cpu, server = ledger_run(
+                                lsite, args.ledger, sg_port, url, app
+                            )
                             lsite.close()
                         rate, per_cpu = args.ledger / drained, args.ledger / drain_cpu
+                        us = 1e6 / args.ledger
                         print(
                             f"4. ledger on {label}, {args.ledger:,} recipients, run {run + 1}: "
-                            f"enqueue {args.ledger / enqueued:,.0f} rows/s; drain through SendGrid "
+                            f"enqueue {args.ledger / enqueued:,.0f} rows/s; render {rendered:.2f} s; "
+                            "drain through SendGrid "
                             f"{rate:,.0f} /s ({per_cpu:,.0f} per CPU-second of this process) "
                             f"vs the transport alone {handover:,.0f} /s ({handover_cpu:,.0f} /CPU-s): "
-                            f"ratio {rate / handover:.2f} wall, {per_cpu / handover_cpu:.2f} CPU"
+                            f"ratio {rate / handover:.2f} wall, {per_cpu / handover_cpu:.2f} CPU; "
+                            f"CPU per message: transport {us * args.ledger / handover_cpu:.1f} us, "
+                            f"drain {drain_cpu * us:.1f} us here"
+                            + (f" + {server * us:.1f} us in PostgreSQL" if url else "")
+                            + f" (load average {os.getloadavg()[0]:.1f})"
                         )
     finally:
         stop(sendgrid)

@@ -24,6 +24,7 @@ from newsletter.render.prepare import resolve_language
 from newsletter.schedule.times import recipient_time
 from newsletter.send import ledger
 from newsletter.store import Store
+from newsletter.store.idlist import in_keys
 from newsletter.store.tables import occurrences, send_plans, sends, suppressions
 
 PAGE = 1000
@@ -84,6 +85,13 @@ def enqueue_occurrence(site: Any, occurrence_id: int, now: datetime, schedules: 
     )
     reads: dict[str, str] = {}
     page: list[Any] = []
+    if not store.is_sqlite and cursor == 0:
+        # The audience query pages through subscribers in id order, probing each one's subscriptions.
+        # On statistics from before an import (the usual case: import, then send) PostgreSQL instead
+        # sorts the whole audience for every page of 1,000: 46 s for 100,000 people, quadratic in the
+        # list. Sampling the tables first (well under a second at a million rows) gives the seek plan.
+        with store.write() as conn:
+            conn.exec_driver_sql("ANALYZE lists, subscriptions, subscribers")
     # A behavioural segment is taken as of when the plan was made (its first page): a resumed
     # enqueue then selects the same people.
     for person in stream_audience(store, audience, page=PAGE, after_id=cursor, now=selected_at):
@@ -139,7 +147,7 @@ def _insert_page(
     resolve_language: Callable[..., str],
     timing: tuple[Callable[..., datetime], Any, Any] | None,
 ) -> None:
-    hashes = {email_hash(p.email): p.id for p in page}
+    hashes = [email_hash(p.email) for p in page]
     rows = []
     for p in page:
         if p.language not in language_of:
@@ -167,10 +175,12 @@ def _insert_page(
         )
     with store.write() as conn:
         blocked = set(
-            conn.scalars(select(suppressions.c.email_hash).where(suppressions.c.email_hash.in_(list(hashes))))
+            conn.scalars(
+                select(suppressions.c.email_hash).where(in_keys(conn, suppressions.c.email_hash, hashes))
+            )
         )
-        for row in rows:
-            if email_hash(row["email"]) in blocked:
+        for row, h in zip(rows, hashes, strict=True):
+            if h in blocked:
                 row["status"], row["error"] = "suppressed", "suppressed address"
             else:
                 row["error"] = None

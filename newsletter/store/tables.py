@@ -341,7 +341,10 @@ sends = Table(
     Column("email", String(320), nullable=False),
     Column("language", String(16), nullable=False),
     Column("status", String(16), nullable=False),  # pending claimed in_flight sent failed in_doubt suppressed
-    Column("batch_id", Id, ForeignKey("send_batches.id", ondelete="SET NULL"), nullable=True),
+    # No foreign key: a claim sets batch_id on a whole batch of rows, and the key's per-row check
+    # (a trigger query on PostgreSQL) cost as much as the update itself. Batches are only ever
+    # deleted with their occurrence, whose rows go with it (occurrence_id's cascade).
+    Column("batch_id", Id, nullable=True),
     Column("provider_message_id", String(200), nullable=True),
     Column("error", Text, nullable=True),
     Column("not_before", utc(), nullable=True),  # send at a local hour: not claimed before this
@@ -351,11 +354,14 @@ sends = Table(
 )
 # Claims read the pending rows of one (occurrence, language) in id order: one index range, whatever the
 # statistics say (on stale ones PostgreSQL otherwise walks the primary key past every row already sent).
+# It also gives the per-language counts of an occurrence still sending from the index alone
+# (report.figures.sends_by): a second index for those would be one more to update on every claim.
 Index("ix_sends_claim", sends.c.occurrence_id, sends.c.status, sends.c.language, sends.c.id)
 # A person's sends: behavioural segments reach their opens and clicks through it (audience.segments),
 # and forgetting someone sets their rows' subscriber_id to NULL without a scan.
 Index("ix_sends_subscriber", sends.c.subscriber_id)
-Index("ix_sends_batch", sends.c.batch_id)
+# No index on batch_id: a batch's rows are one (occurrence, language), found through ix_sends_claim
+# (send.ledger.of_batch), and every claim would otherwise update a third index.
 
 # Rate limits shared by every worker of the store (send/quota.py). Times are epoch seconds (Float):
 # workers compare them with their own clocks, so hosts sharing a store keep time with NTP.
@@ -540,8 +546,6 @@ report_sends = Table(
     Column("n", Integer, nullable=False),
 )
 
-# Per-language send counts of an occurrence still sending, from the index alone.
-Index("ix_sends_report", sends.c.occurrence_id, sends.c.language, sends.c.status)
 
 __all__ = [
     "metadata",
