@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/send.py [--recipients 100000] [--sizes 10000,100000,1000000]
                                    [--outbox 10000] [--smtp 5000] [--ledger 100000] [--runs 3]
+                                   [--ledger-sizes 100000,1000000]
                                    [--postgres postgresql+psycopg://postgres@127.0.0.1:5432/test]
 
 On a copy of the example site (SQLite in a temp folder), the digest is prepared once per language
@@ -14,7 +15,10 @@ On a copy of the example site (SQLite in a temp folder), the digest is prepared 
    reused connection);
 4. the whole ledger on SQLite (and PostgreSQL with --postgres URL): enqueue (rows/s) and drain
    through the SendGrid stand-in (messages/s), against the transport's own hand-over rate measured
-   just before it in the same run (the ledger should cost less than the provider: ratio >= 0.6).
+   just before it in the same run (the ledger should cost less than the provider: ratio >= 0.6), with
+   the CPU per message of this process and, on PostgreSQL, of its server backends;
+5. with --ledger-sizes: peak RSS of a fresh process enqueuing and draining each size on SQLite (flat
+   means the drain's memory does not grow with the occurrence).
 Every figure comes with its ratio to the bare floor measured in the same run: bench/render.py's
 `floor_run`, one HMAC token and a `str.replace` of the same tokens into the same compiled HTML.
 """
@@ -172,6 +176,40 @@ def memory_child(n: int, port: int) -> None:
         site.close()
 
 
+def ledger_memory_child(n: int, port: int) -> None:
+    """Enqueue and drain n recipients on SQLite in this fresh process; print the RSS high-water
+    marks after the enqueue and during the drain (sampled every 50 ms), in KB."""
+    import threading
+
+    peak = [0]
+    done = threading.Event()
+
+    def sample() -> None:
+        page = os.sysconf("SC_PAGE_SIZE") // 1024
+        while not done.wait(0.05):
+            rss = int(Path("/proc/self/statm").read_text().split()[1]) * page
+            peak[0] = max(peak[0], rss)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        site = render_bench.make_site(Path(tmp))
+        occurrence, _ = ledger_occurrence(site, n)
+        enqueued = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        watcher = threading.Thread(target=sample, daemon=True)
+        watcher.start()
+        from newsletter.send.engine import PreparedCache, drain
+
+        schedules = load_schedules(site)
+        transport = SendGridTransport("SG.bench", f"http://127.0.0.1:{port}", timeout=30)
+        t = time.perf_counter()
+        tally = drain(site, transport, PreparedCache(site, lambda: schedules), worker="bench")
+        seconds = time.perf_counter() - t
+        done.set()
+        watcher.join()
+        assert tally.sent == n, tally
+        print(json.dumps({"enqueue_kb": enqueued, "drain_kb": peak[0], "seconds": seconds}))
+        site.close()
+
+
 def ledger_occurrence(site: Any, n: int) -> tuple[int, float]:
     """n confirmed members in five languages and an occurrence of the digest to them, enqueued.
 
@@ -318,6 +356,11 @@ def main() -> None:
     parser.add_argument("--ledger", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=3, help="ledger runs per backend (report the median)")
     parser.add_argument("--postgres", default="", help="also drain the ledger on this PostgreSQL database")
+    parser.add_argument(
+        "--ledger-sizes",
+        default="",
+        help="peak RSS of a fresh process draining each size on SQLite (e.g. 100000,1000000)",
+    )
     args = parser.parse_args()
     sendgrid, sg_port = start("--serve-sendgrid")
     smtp, smtp_port = start("--serve-smtp")
@@ -367,6 +410,20 @@ def main() -> None:
             smtp_transport.close()
             report(f"   SMTP to aiosmtpd, {smtp_transport.connections} connection(s)", args.smtp, wall, cpu)
 
+            if args.ledger_sizes:
+                print("5. peak RSS of a fresh process enqueuing and draining N recipients on SQLite")
+                for size in (int(x) for x in args.ledger_sizes.split(",")):
+                    out = subprocess.run(
+                        [sys.executable, __file__, "--ledger-memory", str(size), str(sg_port)],
+                        capture_output=True,
+                        text=True,
+                        check=True,
+                    )
+                    got = json.loads(out.stdout)
+                    print(
+                        f"   {size:>9,}: after the enqueue {got['enqueue_kb'] / 1024:6.1f} MB, during the "
+                        f"drain {got['drain_kb'] / 1024:6.1f} MB (drained at {size / got['seconds']:,.0f} /s)"
+                    )
             site.close()
             if args.ledger:
                 backends = [("SQLite", "")] + ([("PostgreSQL", args.postgres)] if args.postgres else [])
@@ -410,5 +467,7 @@ if __name__ == "__main__":
         serve_smtp()
     elif sys.argv[1:2] == ["--memory"]:
         memory_child(int(sys.argv[2]), int(sys.argv[3]))
+    elif sys.argv[1:2] == ["--ledger-memory"]:
+        ledger_memory_child(int(sys.argv[2]), int(sys.argv[3]))
     else:
         main()

@@ -13,7 +13,6 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from newsletter.audience.segments import for_session
 from newsletter.audience.select import stream_audience
@@ -24,6 +23,7 @@ from newsletter.render.prepare import resolve_language
 from newsletter.schedule.times import recipient_time
 from newsletter.send import ledger
 from newsletter.store import Store
+from newsletter.store.bulk import insert_new
 from newsletter.store.idlist import in_keys
 from newsletter.store.tables import occurrences, send_plans, sends, suppressions
 
@@ -185,9 +185,7 @@ def _insert_page(
             else:
                 row["error"] = None
         # ON CONFLICT DO NOTHING: a second enqueuer racing on PostgreSQL adds nothing twice.
-        dialect_insert = sqlite.insert if store.is_sqlite else postgresql.insert
-        stmt = dialect_insert(sends).on_conflict_do_nothing(index_elements=["occurrence_id", "subscriber_id"])
-        conn.execute(stmt, rows)
+        insert_new(conn, sends, rows, ("occurrence_id", "subscriber_id"))
         conn.execute(
             update(send_plans)
             .where(send_plans.c.occurrence_id == occurrence_id)

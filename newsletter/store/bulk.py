@@ -75,10 +75,49 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     conn.exec_driver_sql(str(compiled), params)
 
 
-def _copy(conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]) -> None:
+def insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], keys: Sequence[str]) -> None:
+    """INSERT `rows`, leaving out those whose `keys` are taken already (ON CONFLICT DO NOTHING).
+
+    On PostgreSQL the rows are copied into a temporary table dropped at commit, then moved over in
+    one INSERT ... SELECT: executemany would run one statement per row (about 90 us each, server side).
+    """
+    if not rows:
+        return
+    columns = list(rows[0])
+    quote = conn.dialect.identifier_preparer
+    names = ", ".join(quote.quote(c) for c in columns)
+    if conn.dialect.name == "postgresql":
+        temp = quote.quote(f"new_{table.name}")
+        # The rows' columns only, with their types and no constraints (the table's id is left out).
+        conn.exec_driver_sql(
+            f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS SELECT {names} FROM {quote.format_table(table)} "
+            "WITH NO DATA"
+        )
+        _copy(conn, table, columns, rows, into=temp)
+        conn.exec_driver_sql(
+            f"INSERT INTO {quote.format_table(table)} ({names}) SELECT {names} FROM {temp} "
+            f"ON CONFLICT ({', '.join(quote.quote(k) for k in keys)}) DO NOTHING"
+        )
+        conn.exec_driver_sql(f"DROP TABLE {temp}")
+        return
+    from sqlalchemy.dialects.sqlite import insert
+
+    compiled = (
+        insert(table)
+        .on_conflict_do_nothing(index_elements=list(keys))
+        .compile(dialect=conn.dialect, column_keys=columns)
+    )
+    order = list(compiled.positiontup or ())
+    conn.exec_driver_sql(str(compiled), [tuple(v) for v in _processed_rows(conn, table, order, rows)])
+
+
+def _copy(
+    conn: Connection, table: Table, columns: list[str], rows: Sequence[dict[str, Any]], into: str = ""
+) -> None:
     """PostgreSQL: COPY FROM STDIN, an order of magnitude faster than executemany, same transaction."""
     quote = conn.dialect.identifier_preparer
-    sql = f"COPY {quote.format_table(table)} ({', '.join(quote.quote(c) for c in columns)}) FROM STDIN"
+    target = into or quote.format_table(table)
+    sql = f"COPY {target} ({', '.join(quote.quote(c) for c in columns)}) FROM STDIN"
     dbapi: Any = conn.connection.dbapi_connection  # a psycopg Connection
     with dbapi.cursor() as cursor, cursor.copy(sql) as copy:
         for values in _processed_rows(conn, table, columns, rows):
