@@ -90,8 +90,8 @@ def insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], k
         temp = quote.quote(f"new_{table.name}")
         # The rows' columns only, with their types and no constraints (the table's id is left out).
         conn.exec_driver_sql(
-            f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS SELECT {names} FROM {quote.format_table(table)} "
-            "WITH NO DATA"
+            f"CREATE TEMPORARY TABLE {temp} ON COMMIT DROP AS "
+            f"SELECT {names} FROM {quote.format_table(table)} WITH NO DATA"
         )
         _copy(conn, table, columns, rows, into=temp)
         conn.exec_driver_sql(
