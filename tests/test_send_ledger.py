@@ -374,3 +374,27 @@ def test_a_whole_batch_is_settled_with_its_refused_rows_failed(send_site: Any) -
         **{i: ("sent", "sg-1", None) for i in ids[1:]},
     }
     assert status_of(send_site, occ) == "sent"
+
+
+def test_a_claim_honours_an_address_suppressed_after_the_enqueue_by_an_earlier_transaction(
+    send_site: Any,
+) -> None:
+    """An import that began before the enqueue and committed after it stamps its suppressions with
+    its start: the claim still finds them (ledger.SUPPRESSION_MARGIN)."""
+    from newsletter.audience.subscribers import email_hash
+    from newsletter.store.tables import suppressions
+
+    occ = _queued(send_site, 3)
+    with send_site.store.read() as conn:
+        planned = conn.scalar(select(send_plans.c.created_at).where(send_plans.c.occurrence_id == occ))
+    with send_site.store.write() as conn:
+        conn.execute(
+            suppressions.insert().values(
+                email_hash=email_hash("person1@example.org"),
+                reason="complained",
+                created_at=planned - timedelta(hours=2),
+            )
+        )
+    tally = send_occurrence(send_site, occ, NOW, load_schedules(send_site))
+    assert tally.sent == 2 and tally.suppressed == 1
+    assert {r.email: r.status for r in rows(send_site, occ)}["person1@example.org"] == "suppressed"

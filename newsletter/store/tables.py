@@ -140,6 +140,8 @@ suppressions = Table(
     Column("reason", String(32), nullable=False),  # forgotten, bounced, complained, unsubscribed
     Column("created_at", utc(), nullable=False),
 )
+# A claim rechecks only the addresses suppressed since its occurrence was enqueued (send.ledger).
+Index("ix_suppressions_created", suppressions.c.created_at)
 
 # Who registered for a webinar (or one session of it), from the platform's export. A registrant who
 # is not a subscriber has a `subscribers` row with no subscription: reached only by audiences with

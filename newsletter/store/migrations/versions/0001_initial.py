@@ -222,6 +222,9 @@ def upgrade() -> None:
     sa.Column('created_at', newsletter.store.tables.UTCDateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('email_hash', name=op.f('pk_suppressions'))
     )
+    with op.batch_alter_table('suppressions', schema=None) as batch_op:
+        batch_op.create_index('ix_suppressions_created', ['created_at'], unique=False)
+
     op.create_table('users',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
     sa.Column('email', sa.String(length=320), nullable=False),
@@ -445,6 +448,9 @@ def downgrade() -> None:
     op.drop_table('consents')
     op.drop_table('composed_revisions')
     op.drop_table('users')
+    with op.batch_alter_table('suppressions', schema=None) as batch_op:
+        batch_op.drop_index('ix_suppressions_created')
+
     op.drop_table('suppressions')
     with op.batch_alter_table('subscribers', schema=None) as batch_op:
         batch_op.drop_index('ix_subscribers_language')
