@@ -176,6 +176,14 @@ def memory_child(n: int, port: int) -> None:
         site.close()
 
 
+def child(*args: object) -> dict[str, Any]:
+    """Run this script in a fresh process with `args`; what it printed, as JSON."""
+    out = subprocess.run(
+        [sys.executable, __file__, *map(str, args)], capture_output=True, text=True, check=True
+    )
+    return dict(json.loads(out.stdout))
+
+
 def ledger_memory_child(n: int, port: int) -> None:
     """Enqueue and drain n recipients on SQLite in this fresh process; print the RSS high-water
     marks after the enqueue and during the drain (sampled every 50 ms), in KB."""
@@ -394,13 +402,7 @@ def main() -> None:
 
             print("2. peak RSS of a fresh process streaming N recipients through SendGrid")
             for size in (int(s) for s in args.sizes.split(",")):
-                out = subprocess.run(
-                    [sys.executable, __file__, "--memory", str(size), str(sg_port)],
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                print(f"   {size:>9,}: {json.loads(out.stdout)['rss_kb'] / 1024:7.1f} MB")
+                print(f"   {size:>9,}: {child('--memory', size, sg_port)['rss_kb'] / 1024:7.1f} MB")
 
             outbox = OutboxTransport(Path(tmp) / "outbox")
             wall, cpu = hand_over(outbox, prepared, args.outbox)
@@ -413,13 +415,7 @@ def main() -> None:
             if args.ledger_sizes:
                 print("5. peak RSS of a fresh process enqueuing and draining N recipients on SQLite")
                 for size in (int(x) for x in args.ledger_sizes.split(",")):
-                    out = subprocess.run(
-                        [sys.executable, __file__, "--ledger-memory", str(size), str(sg_port)],
-                        capture_output=True,
-                        text=True,
-                        check=True,
-                    )
-                    got = json.loads(out.stdout)
+                    got = child("--ledger-memory", size, sg_port)
                     print(
                         f"   {size:>9,}: after the enqueue {got['enqueue_kb'] / 1024:6.1f} MB, during the "
                         f"drain {got['drain_kb'] / 1024:6.1f} MB (drained at {size / got['seconds']:,.0f} /s)"
