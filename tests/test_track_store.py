@@ -153,3 +153,30 @@ def test_queued_hits_leave_the_garbage_collectors_watch(site: Site) -> None:
     public.hits.stop()
     with site.store.read() as conn:
         assert conn.scalar(select(func.count()).select_from(events)) == 2
+
+
+def test_a_failed_batch_waits_in_front_and_the_oldest_go_past_the_limit(site: Site, monkeypatch: Any) -> None:
+    """While the store refuses writes, hits stay queued in their order ahead of newer ones; past
+    MAX_PENDING the oldest are dropped and counted; once the store is back, the rest are stored."""
+    from newsletter.track import buffer
+    from newsletter.track.hits import Policy
+    from newsletter.track.links import LinkCache
+
+    monkeypatch.setattr(buffer, "MAX_PENDING", 3)
+    hits = buffer.HitBuffer(site.store, LinkCache(site.store), Policy("none", b"", False), 3600.0)
+    with site.store.write() as conn:
+        conn.exec_driver_sql("ALTER TABLE events RENAME TO events_away")  # a real failure to write
+    for n in range(2):
+        hits.add(("open", None, None, "GET", "Mozilla/5.0", "", 1_700_000_000.0 + n))
+    assert hits.flush() == 0 and hits.pending == 2 and hits.dropped == 0
+    for n in range(2, 4):
+        hits.add(("open", None, None, "GET", "Mozilla/5.0", "", 1_700_000_000.0 + n))
+    assert hits.flush() == 0 and hits.pending == 3 and hits.dropped == 1
+    assert [h[6] for h in hits._pending] == [1_700_000_001.0, 1_700_000_002.0, 1_700_000_003.0]
+    with site.store.write() as conn:
+        conn.exec_driver_sql("ALTER TABLE events_away RENAME TO events")
+    assert hits.flush() == 3 and hits.pending == 0
+    hits.stop()
+    with site.store.read() as conn:
+        stored = [row.at.timestamp() for row in conn.execute(select(events.c.at).order_by(events.c.id))]
+    assert stored == [1_700_000_001.0, 1_700_000_002.0, 1_700_000_003.0]

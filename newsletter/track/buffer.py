@@ -12,6 +12,7 @@ from __future__ import annotations
 import atexit
 import logging
 import threading
+from collections import deque
 from typing import Any
 
 from newsletter.store import Store
@@ -49,21 +50,22 @@ class HitBuffer:
         self.written = 0  # stored here, or handed to the writer process
         self.dropped = 0
         self._sink: Any = None
-        self._pending: list[RawHit] = []
-        self._lock = threading.Lock()
+        # A deque, never replaced: append and popleft are atomic under the GIL, so the request path
+        # queues a hit without taking a lock (the lock cost more than the append on a busy worker).
+        self._pending: deque[RawHit] = deque()
+        self._lock = threading.Lock()  # starting the thread
         self._flush_lock = threading.Lock()
         self._wake = threading.Event()
         self._stopping = threading.Event()
         self._thread: threading.Thread | None = None
 
     def add(self, hit: RawHit) -> None:
-        """Queue one hit (never blocks on the database)."""
-        with self._lock:
-            self._pending.append(hit)
-            full = len(self._pending) >= self.max_batch
+        """Queue one hit (never blocks on the database, nor on a lock)."""
+        pending = self._pending
+        pending.append(hit)
         if self._thread is None:
             self.start()
-        if full:
+        if len(pending) >= self.max_batch:
             self._wake.set()
 
     def start(self) -> None:
@@ -99,8 +101,9 @@ class HitBuffer:
     def flush(self) -> int:
         """Write (or hand over) what is waiting now. A failed batch goes back to the queue."""
         with self._flush_lock:
-            with self._lock:
-                batch, self._pending = self._pending, []
+            pending = self._pending
+            # What is there now; hits the request path appends meanwhile wait for the next flush.
+            batch = [pending.popleft() for _ in range(len(pending))]
             if not batch:
                 return 0
             if self._sink is not None:
@@ -115,12 +118,11 @@ class HitBuffer:
                 count = write_hits(self.store, self.memory, self.policy, list(map(Hit._make, batch)))
             except Exception:
                 log.exception("writing %d tracking hits failed; keeping them for the next flush", len(batch))
-                with self._lock:
-                    self._pending[:0] = batch
-                    excess = len(self._pending) - MAX_PENDING
-                    if excess > 0:
-                        del self._pending[:excess]
-                        self.dropped += excess
+                pending.extendleft(reversed(batch))  # back in front, in their order
+                excess = len(pending) - MAX_PENDING
+                for _ in range(excess):  # the oldest go first
+                    pending.popleft()
+                self.dropped += max(excess, 0)
                 return 0
             self.written += count
             return count
