@@ -16,7 +16,7 @@ from collections import deque
 from typing import Any
 
 from newsletter.store import Store
-from newsletter.track.hits import Hit, Memory, Policy, RawHit, write_hits
+from newsletter.track.hits import Memory, Policy, RawHit, write_hits
 from newsletter.track.links import LinkCache
 from newsletter.track.writer import ProcessSink
 
@@ -115,7 +115,7 @@ class HitBuffer:
                     log.error("the hit writer process is gone; writing hits in this process from now on")
                     self._sink = None
             try:
-                count = write_hits(self.store, self.memory, self.policy, list(map(Hit._make, batch)))
+                count = write_hits(self.store, self.memory, self.policy, batch)
             except Exception:
                 log.exception("writing %d tracking hits failed; keeping them for the next flush", len(batch))
                 pending.extendleft(reversed(batch))  # back in front, in their order

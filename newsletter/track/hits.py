@@ -19,7 +19,7 @@ from newsletter.store.tables import events, links
 from newsletter.track import classify
 from newsletter.track.events import epoch_times, insert_hits
 from newsletter.track.ip import anonymize
-from newsletter.track.links import Link, LinkCache
+from newsletter.track.links import LinkCache
 from newsletter.track.sends import ledger_rows
 
 UA_MAX = 500
@@ -56,29 +56,62 @@ class Memory:
 
     links: LinkCache
     sends: dict[int, Any] = field(default_factory=dict)
-    # Recent clicks per send, in two generations handed down about once a BURST_WINDOW: together
-    # they always hold the last window, and forgetting the older one costs nothing per click.
-    recent: dict[int, list[classify.Click]] = field(default_factory=dict)
-    older: dict[int, list[classify.Click]] = field(default_factory=dict)
+    # Recent clicks per send as (link id, time), in two generations handed down about once a
+    # BURST_WINDOW: together they always hold the last window, and forgetting the older one costs
+    # nothing per click. Plain tuples: a classify.Click is built only for a send that may burst.
+    recent: dict[int, list[tuple[int, datetime]]] = field(default_factory=dict)
+    older: dict[int, list[tuple[int, datetime]]] = field(default_factory=dict)
     swept: datetime = datetime.min.replace(tzinfo=UTC)
 
 
-def write_hits(store: Store, memory: Memory, policy: Policy, hits: Sequence[Hit]) -> int:
-    """Classify and store `hits` in one transaction; returns the number of events written."""
+def write_hits(store: Store, memory: Memory, policy: Policy, hits: Sequence[RawHit]) -> int:
+    """Classify and store `hits` (RawHit tuples, or Hits) in one transaction; returns the number of
+    events written."""
     if not hits:
         return 0
     dialect = store.dialect
-    times, stored_times = epoch_times([h.at for h in hits], dialect)
+    times, stored_times = epoch_times([h[6] for h in hits], dialect)
     with store.write() as conn:
-        ledger = _ledger(conn, {h.send_id for h in hits if h.send_id is not None}, memory.sends)
+        ledger = _ledger(conn, {h[1] for h in hits if h[1] is not None}, memory.sends)
         burst = _bursts(conn, hits, times, ledger, memory)
         links_get = memory.links.get
+        ips: dict[str, str] = {}  # as received -> as stored, for this batch
+        individual = policy.track_individual
+        sqlite = dialect == "sqlite"
         rows = []
-        for h, at, stored_at in zip(hits, times, stored_times, strict=True):
-            send = ledger.get(h.send_id) if h.send_id is not None else None
-            link = links_get(h.link_id) if h.link_id is not None else None
-            machine = _machine(h, at, send) or (h.kind == "click" and h.send_id in burst)
-            rows.append(_row(h, stored_at, send, link, policy, machine, dialect))
+        for (kind, send_id, link_id, method, agent, ip, _), at, stored_at in zip(
+            hits, times, stored_times, strict=True
+        ):
+            send = ledger.get(send_id) if send_id is not None else None
+            link = links_get(link_id) if link_id is not None else None
+            if kind == "click":
+                machine = classify.bot_click(method, agent, at, send.sent_at if send else None) or (
+                    send_id in burst
+                )
+            else:
+                machine = kind == "open" and classify.machine_open(agent, ip)
+            stored_ip = ips.get(ip)
+            if stored_ip is None:
+                stored_ip = ips[ip] = anonymize(ip, policy.ip_privacy, policy.ip_key)
+            mine = send if individual else None  # the ledger row, when hits name the subscriber
+            of = send if send is not None else link  # both carry occurrence_id, campaign, language
+            rows.append(  # in events.HIT_COLUMNS order
+                (
+                    kind,
+                    "redirect" if kind == "click" else "pixel",
+                    of.occurrence_id if of is not None else None,
+                    mine.id if mine is not None else None,
+                    mine.subscriber_id if mine is not None else None,
+                    link.id if link else None,
+                    of.campaign if of is not None else None,
+                    of.language if of is not None else None,
+                    link.label if link else None,
+                    int(machine) if sqlite else machine,  # an int binds without an adapter lookup
+                    agent[:UA_MAX],
+                    stored_ip,
+                    stored_at,
+                )
+            )
         insert_hits(conn, rows)
     return len(rows)
 
@@ -95,38 +128,8 @@ def _ledger(conn: Any, send_ids: set[int], cache: dict[int, Any]) -> dict[int, A
     return {s: found.get(s) or cache[s] for s in send_ids if s in found or s in cache}
 
 
-def _machine(hit: Hit, at: datetime, send: Any) -> bool:
-    if hit.kind == "open":
-        return classify.machine_open(hit.user_agent, hit.ip)
-    if hit.kind == "click":
-        return classify.bot_click(hit.method, hit.user_agent, at, send.sent_at if send else None)
-    return False
-
-
-def _row(
-    hit: Hit, stored_at: Any, send: Any, link: Link | None, policy: Policy, machine: bool, dialect: str
-) -> tuple[Any, ...]:
-    """One events row, in `events.HIT_COLUMNS` order (`stored_at` from `events.epoch_times`)."""
-    individual = policy.track_individual and send is not None
-    return (
-        hit.kind,
-        "redirect" if hit.kind == "click" else "pixel",
-        send.occurrence_id if send else (link.occurrence_id if link else None),
-        send.id if individual else None,
-        send.subscriber_id if individual else None,
-        link.id if link else None,
-        send.campaign if send else (link.campaign if link else None),
-        send.language if send else (link.language if link else None),
-        link.label if link else None,
-        int(machine) if dialect == "sqlite" else machine,  # an int binds without an adapter lookup
-        hit.user_agent[:UA_MAX],
-        anonymize(hit.ip, policy.ip_privacy, policy.ip_key),
-        stored_at,
-    )
-
-
 def _bursts(
-    conn: Any, hits: Sequence[Hit], times: Sequence[datetime], ledger: dict[int, Any], memory: Memory
+    conn: Any, hits: Sequence[RawHit], times: Sequence[datetime], ledger: dict[int, Any], memory: Memory
 ) -> set[int]:
     """Sends whose every link was clicked within a second; their clicks already stored are marked too.
 
@@ -141,28 +144,29 @@ def _bursts(
         memory.swept = newest
     fresh: dict[int, int] = {}  # send id -> links in its message, for the sends clicked in this batch
     recent = memory.recent
-    click = classify.Click
-    for h, at in zip(hits, times, strict=True):
-        send_id, link_id = h.send_id, h.link_id
-        if send_id is None or link_id is None or h.kind != "click":
+    for (kind, send_id, link_id, *_), at in zip(hits, times, strict=True):
+        if send_id is None or link_id is None or kind != "click":
             continue
         wanted = fresh.get(send_id)
         if wanted is None:
             send = ledger.get(send_id)
             if send is None:
                 continue
-            wanted = fresh[send_id] = _links_in_message(conn, send, counts)
+            wanted = counts.get((send.occurrence_id, send.language))
+            if wanted is None:
+                wanted = _links_in_message(conn, send, counts)
+            fresh[send_id] = wanted
         if wanted > 1:  # one-link messages cannot burst
             clicks = recent.get(send_id)
             if clicks is None:
-                recent[send_id] = [click(send_id, link_id, at)]
+                recent[send_id] = [(link_id, at)]
             else:
-                clicks.append(click(send_id, link_id, at))
+                clicks.append((link_id, at))
     horizon = newest - 2 * classify.BURST_WINDOW
     # Only a message with at least as many recent clicks, and as many distinct links clicked, as it
     # has links can be a burst: both are checked before any list is built (most sends fail the first).
     older = memory.older
-    seen: dict[int, list[classify.Click]] = {}
+    seen: dict[int, list[tuple[int, datetime]]] = {}
     for s, wanted in fresh.items():
         if wanted < 2:
             continue
@@ -170,14 +174,17 @@ def _bursts(
         if len(mine) + (len(before) if before else 0) < wanted:
             continue
         clicks = before + mine if before else mine
-        if len({c.link_id for c in clicks}) >= wanted:
+        if len({link for link, _ in clicks}) >= wanted:
             seen[s] = clicks
     candidates = {s: fresh[s] for s in seen}
     if not candidates:
         return set()
-    flagged = classify.burst_sends((c for s in seen for c in seen[s] if c.at >= horizon), candidates)
+    click = classify.Click
+    flagged = classify.burst_sends(
+        (click(s, link, at) for s in seen for link, at in seen[s] if at >= horizon), candidates
+    )
     if flagged:
-        since = min(c.at for s in flagged for c in seen[s] if c.at >= horizon)
+        since = min(at for s in flagged for _, at in seen[s] if at >= horizon)
         conn.execute(
             update(events)
             .where(events.c.kind == "click", events.c.send_id.in_(sorted(flagged)), events.c.at >= since)

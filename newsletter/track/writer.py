@@ -87,7 +87,7 @@ def main() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     from newsletter.store import Store  # after the signals: importing SQLAlchemy takes a while
-    from newsletter.track.hits import Hit, Memory, write_hits
+    from newsletter.track.hits import Memory, write_hits
     from newsletter.track.links import LinkCache
 
     os.nice(NICENESS)
@@ -106,7 +106,7 @@ def main() -> None:
             if batch is None:  # the web process stopped, or died: store what arrived, then stop
                 ending = True
             else:
-                pending.extend(map(Hit._make, batch))
+                pending.extend(batch)
         if not pending:
             continue
         try:
