@@ -46,6 +46,24 @@ def _read(stream: IO[bytes]) -> Any | None:
     return pickle.loads(data)  # our own parent process wrote it: trusted
 
 
+# Every hit adds an entry at a random place in ix_events_send, so a batch dirties about a page of
+# that index per hit. With SQLite's default 2 MB page cache, those pages are read again from the file
+# once the index outgrows it; and with the default checkpoint every 1,000 WAL pages, nearly every
+# commit copies all of them to the database file at once, though most will be dirtied again by the
+# next batch. A 64 MB cache and a checkpoint every 4,000 pages (a WAL of up to about 16 MB) cut the
+# CPU of inserting and committing a batch by about a third: 27 -> 19 us per row in executemany plus
+# commit, 1,200-row batches into a 300,000-event store (the cache alone: 22 us; 10,000 pages: 19 us).
+SQLITE_CACHE_KIB = 65_536
+SQLITE_CHECKPOINT_PAGES = 4_000
+
+
+def _tune_sqlite(store: Any) -> None:
+    """Settings of the writer's own connection (the process holds only this one writing connection)."""
+    with store.write() as conn:
+        conn.exec_driver_sql(f"PRAGMA cache_size=-{SQLITE_CACHE_KIB}")
+        conn.exec_driver_sql(f"PRAGMA wal_autocheckpoint={SQLITE_CHECKPOINT_PAGES}")
+
+
 class ProcessSink:
     """The web process's end of the writer process."""
 
@@ -96,6 +114,8 @@ def main() -> None:
     if config is None:
         return
     store = Store(config["url"], migrate=False)
+    if store.is_sqlite:
+        _tune_sqlite(store)
     memory = Memory(LinkCache(store))
     pending: list[Any] = []
     written = failures = 0
