@@ -179,6 +179,18 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def postgres_cpu_seconds() -> float:
+    """CPU time so far of every local PostgreSQL process (the server's share of storing the hits)."""
+    total = 0.0
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and (proc / "comm").read_text().strip() == "postgres":
+                total += cpu_seconds(int(proc.name))
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return total
+
+
 def wrk(url: str, seconds: int, script: Path | None = None, connections: int = 64) -> dict[str, float]:
     cmd = ["wrk", "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", f"User-Agent: {UA}"]
     if script:
@@ -362,11 +374,12 @@ def main() -> None:
         bare_runs, track_runs = [], []
         for _ in range(3):  # alternate, so both see the same machine load
             for runs, lua in ((bare_runs, bare_script), (track_runs, script)):
-                before = cpu_seconds(server.pid), cpu_seconds(writer)
+                before = cpu_seconds(server.pid), cpu_seconds(writer), postgres_cpu_seconds()
                 run = wrk(base + "/", args.seconds, lua)
                 time.sleep(0.5)  # the writer's last batch of this run
                 run["server_us"] = (cpu_seconds(server.pid) - before[0]) / run["requests"] * 1e6
                 run["writer_us"] = (cpu_seconds(writer) - before[1]) / run["requests"] * 1e6
+                run["postgres_us"] = (postgres_cpu_seconds() - before[2]) / run["requests"] * 1e6
                 runs.append(run)
         drain = settle(site_dir, env)
         bare = max(bare_runs, key=lambda r: r["rps"])
@@ -425,6 +438,13 @@ def main() -> None:
         f" tracked {median(r['server_us'] for r in track_runs):.1f} us;"
         f" hit writer process {median(r['writer_us'] for r in track_runs):.1f} us per hit"
     )
+    if args.postgres:
+        print(
+            "  PostgreSQL server CPU per request (median of runs, all local postgres processes):"
+            f" bare {median(r['postgres_us'] for r in bare_runs):.1f} us,"
+            f" tracked {median(r['postgres_us'] for r in track_runs):.1f} us"
+        )
+    print(f"  load average at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     print(f"  writer lag: the last hits of the load stored {drain:.2f} s after it ended")
     print("paced at 2,000/s, open loop, 5 s")
     print(f"  bare route  p50 {bare_paced['p50']:.2f} ms  p99 {bare_paced['p99']:.2f} ms")
