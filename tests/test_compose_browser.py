@@ -6,11 +6,13 @@ from __future__ import annotations
 
 import email
 import re
+import time
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from playwright.sync_api import Error as PlaywrightError
 from sqlalchemy import select
 
 from newsletter.schedule import stored
@@ -67,14 +69,25 @@ def when() -> str:
 
 
 def frame_text(page: Any, name: str, expect: str) -> str:
-    """The HTML of preview frame `name` once it shows `expect` (a frame may still hold the previous
-    preview, or its placeholder, for a moment after the click; the page script may not have made the
-    frame yet when the click returns)."""
-    page.wait_for_selector(f"iframe[name={name}]", state="attached", timeout=20_000)
-    frame = page.frame(name=name)
-    assert frame is not None, name
-    frame.wait_for_selector(f"text={expect}", timeout=20_000)
-    return str(frame.content())
+    """The HTML of preview frame `name` once it shows `expect`.
+
+    Polled: a frame may still hold the previous preview or its placeholder for a moment after the
+    click, and while a preview loads Chromium may swap the sandboxed frame for a new one (looking it
+    up then finds none, or one being detached; both failed the test under load).
+    """
+    deadline = time.monotonic() + 30
+    seen = ""
+    while time.monotonic() < deadline:
+        element = page.query_selector(f"iframe[name={name}]")
+        frame = element.content_frame() if element is not None else None
+        try:
+            seen = str(frame.content()) if frame is not None else ""
+        except PlaywrightError:  # detached or navigating: look again
+            seen = ""
+        if expect in seen:
+            return seen
+        page.wait_for_timeout(100)
+    raise AssertionError(f"frame {name} never showed {expect!r}; last seen: {seen[:300]!r}")
 
 
 def outbox_message(admin: AdminSite) -> Any:
