@@ -370,7 +370,7 @@ def mark_sent(
     """Rows handed over (with the provider's ids) and rows refused; `final` closes the batch.
 
     `whole`: `message_ids` and `failed` together answer every row of the batch, so the rows handed
-    over are "the batch's open rows but the failed ones", found through ix_sends_batch alone. An id
+    over are "the batch's open rows but the failed ones", found through ix_sends_claim (of_batch). An id
     list would be tested against each row in turn: PostgreSQL evaluates `id = ANY(array)` as a
     filter, linearly, 1,000 x 1,000 comparisons and 60-150 ms per batch of 1,000.
     """

@@ -65,7 +65,14 @@ def insert_many(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) 
     if conn.dialect.name == "postgresql":
         _copy(conn, table, columns, rows)
         return
-    compiled = table.insert().compile(dialect=conn.dialect, column_keys=columns)
+    _executemany(conn, table.insert(), table, columns, rows)
+
+
+def _executemany(
+    conn: Connection, statement: Any, table: Table, columns: list[str], rows: Sequence[dict[str, Any]]
+) -> None:
+    """`statement` (an INSERT into `table`) compiled once, the processed rows through executemany."""
+    compiled = statement.compile(dialect=conn.dialect, column_keys=columns)
     names = list(compiled.positiontup or ()) if compiled.positional else columns
     values = _processed_rows(conn, table, names, rows)
     if compiled.positional:
@@ -102,13 +109,7 @@ def insert_new(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], k
         return
     from sqlalchemy.dialects.sqlite import insert
 
-    compiled = (
-        insert(table)
-        .on_conflict_do_nothing(index_elements=list(keys))
-        .compile(dialect=conn.dialect, column_keys=columns)
-    )
-    order = list(compiled.positiontup or ())
-    conn.exec_driver_sql(str(compiled), [tuple(v) for v in _processed_rows(conn, table, order, rows)])
+    _executemany(conn, insert(table).on_conflict_do_nothing(index_elements=list(keys)), table, columns, rows)
 
 
 def _copy(
