@@ -89,7 +89,7 @@ def check_timezone(name: str) -> str:
     """The IANA zone `name`, or InputError."""
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" (a folder), a name too long
         raise InputError(f"unknown timezone {name!r}; use an IANA name such as Europe/Paris") from None
     return name
 

@@ -28,7 +28,7 @@ def locale(language: str) -> Locale:
 def zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" (a folder), a name too long
         return ZoneInfo("UTC")  # a bad stored timezone must not stop a send; UTC is stated in the text
 
 

@@ -24,7 +24,7 @@ def zone(name: str) -> ZoneInfo:
     """The IANA zone `name`; ValueError names it when it does not exist."""
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "Europe" (a folder), a name too long
         raise ValueError(
             f"unknown timezone {name!r}; use an IANA name such as Europe/London or America/New_York"
         ) from None
