@@ -16,6 +16,7 @@ from newsletter.send import ledger
 from newsletter.send.engine import deliver, enqueue_occurrence, send_occurrence
 from newsletter.send.transports.outbox import OutboxTransport
 from newsletter.send.transports.sendgrid import SendGridTransport
+from newsletter.store import sendstatus
 from newsletter.store.tables import events, occurrences, send_batches, send_plans, sends, subscriptions
 from tests.support.send import FaultySendGrid, add_subscribers
 
@@ -24,9 +25,18 @@ DEAD = f"{socket.gethostname()}:999999999"  # a pid that cannot exist on this ho
 
 
 def rows(site: Any, occurrence_id: int) -> list[Any]:
+    """The ledger rows as readers see them (status and sent_at through store.sendstatus), and `stored`."""
+    own = [c for c in sends.c if c.name not in ("status", "sent_at")]
     with site.store.read() as conn:
         return conn.execute(
-            select(sends).where(sends.c.occurrence_id == occurrence_id).order_by(sends.c.id)
+            select(
+                *own,
+                sendstatus.status().label("status"),
+                sendstatus.sent_at().label("sent_at"),
+                sends.c.status.label("stored"),
+            )
+            .where(sends.c.occurrence_id == occurrence_id)
+            .order_by(sends.c.id)
         ).all()
 
 
@@ -368,11 +378,16 @@ def test_a_whole_batch_is_settled_with_its_refused_rows_failed(send_site: Any) -
         failed={ids[0]: "invalid address"},
         whole=True,
     )
-    got = {r.id: (r.status, r.provider_message_id, r.error) for r in rows(send_site, occ)}
+    got = {r.id: (r.status, r.stored, r.error, r.sent_at) for r in rows(send_site, occ)}
+    # Settled on the batch row: the sent rows were not written again, and read as sent, at its time.
     assert got == {
-        ids[0]: ("failed", None, "invalid address"),
-        **{i: ("sent", "sg-1", None) for i in ids[1:]},
+        ids[0]: ("failed", "failed", "invalid address", None),
+        **{i: ("sent", "claimed", None, NOW) for i in ids[1:]},
     }
+    with send_site.store.read() as conn:
+        batch = conn.execute(select(send_batches).where(send_batches.c.id == claim.batch_id)).one()
+    assert (batch.status, batch.provider_id) == ("sent", "sg-1")
+    assert ledger.counts(send_site.store, occ) == {"failed": 1, "sent": 4}
     assert status_of(send_site, occ) == "sent"
 
 
@@ -398,3 +413,37 @@ def test_a_claim_honours_an_address_suppressed_after_the_enqueue_by_an_earlier_t
     tally = send_occurrence(send_site, occ, NOW, load_schedules(send_site))
     assert tally.sent == 2 and tally.suppressed == 1
     assert {r.email: r.status for r in rows(send_site, occ)}["person1@example.org"] == "suppressed"
+
+
+def test_a_batch_settled_whole_reads_as_sent_to_every_reader(send_site: Any) -> None:
+    """One SendGrid message id for the batch: only the batch row is written, and the ledger counts,
+    the report (live and kept), a person's data, the segments and the click path all read its rows as
+    sent, at the batch's time."""
+    from newsletter.audience.subscribers import show
+    from newsletter.report.figures import sends_by
+    from newsletter.report.rollup import keep_finished_sends
+    from newsletter.track.sends import ledger_rows
+
+    occ = _queued(send_site, 4)
+    claim = ledger.claim_batch(send_site.store, transport="sendgrid", worker="w", limit=10, now=NOW, lease=60)
+    assert claim is not None
+    ids = [r.send_id for r in claim.rows]
+    assert ledger.mark_in_flight(send_site.store, claim.batch_id, NOW, 60) == 4
+    later = NOW + timedelta(seconds=5)
+    ledger.mark_sent(send_site.store, claim.batch_id, dict.fromkeys(ids, "sg-9"), later, whole=True)
+    assert {r.stored for r in rows(send_site, occ)} == {"claimed"}  # not written again
+    assert ledger.counts(send_site.store, occ) == {"sent": 4}
+    assert status_of(send_site, occ) == "sent"  # no row open, so the occurrence is over
+    assert sends_by(send_site.store, [occ]) == [(occ, "en", "sent", 4)]  # live counts
+    assert keep_finished_sends(send_site.store) == 1
+    assert sends_by(send_site.store, [occ]) == [(occ, "en", "sent", 4)]  # kept counts
+    mine = show(send_site.store, "person0@example.org")
+    assert mine is not None
+    assert [(s["status"], s["sent_at"]) for s in mine["sends"]] == [("sent", later.isoformat())]
+    with send_site.store.read() as conn:
+        assert conn.scalar(select(func.count()).where(sendstatus.is_sent())) == 4  # as segments ask
+        found = ledger_rows(conn, ids, sent_at=True)
+    assert {row.sent_at for row in found.values()} == {later}
+    with send_site.store.read() as conn:
+        batch = conn.execute(select(send_batches).where(send_batches.c.id == claim.batch_id)).one()
+    assert (batch.status, batch.provider_id) == ("sent", "sg-9")

@@ -3,7 +3,7 @@
 Each audience field becomes one correlated EXISTS (or NOT EXISTS) on the subscriber, so the audience
 query stays one SELECT that both counts (the plan) and streams with keyset pagination (the sender).
 Tracked actions are reached through the send ledger: an event names its `sends` row, and that row its
-subscriber and occurrence, so each probe is an index lookup per subscriber (`ix_sends_subscriber`,
+subscriber and occurrence, so each probe is an index lookup per subscriber (`uq_sends_subscriber_id`,
 `ix_events_send`) whatever the size of `events`. Human actions only, unless `include_machine`:
 machine opens (Apple MPP, SendGrid's flag) and suspected bot clicks never put anyone in a segment.
 """
@@ -17,6 +17,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, and_, exists, not_, or_, select
 
 from newsletter.campaigns import Activity, Audience
+from newsletter.store import sendstatus
 from newsletter.store.tables import events, occurrences, registrations, sends, subscribers
 
 
@@ -97,7 +98,7 @@ def _reminded(targets: tuple[str, ...], moved_to: datetime | None) -> ColumnElem
         options.append(condition)
     where = [
         sends.c.subscriber_id == subscribers.c.id,
-        sends.c.status == "sent",
+        sendstatus.is_sent(),
         occurrences.c.id == sends.c.occurrence_id,
         occurrences.c.not_after.isnot(None),  # a reminder: it announced a start
         or_(*options),

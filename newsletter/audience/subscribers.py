@@ -17,7 +17,7 @@ from sqlalchemy import Connection, delete, exists, select, update
 
 from newsletter import audit, csvsafe
 from newsletter.errors import InputError
-from newsletter.store import Store, now_utc
+from newsletter.store import Store, now_utc, sendstatus
 from newsletter.store.tables import (
     consents,
     events,
@@ -162,7 +162,12 @@ def show(store: Store, email: str) -> dict[str, Any] | None:
             .order_by(consents.c.at, consents.c.id)
         ).all()
         send_rows = conn.execute(
-            select(sends.c.occurrence_id, sends.c.language, sends.c.status, sends.c.sent_at)
+            select(
+                sends.c.occurrence_id,
+                sends.c.language,
+                sendstatus.status().label("status"),
+                sendstatus.sent_at().label("sent_at"),
+            )
             .where(sends.c.subscriber_id == sid)
             .order_by(sends.c.id)
         ).all()

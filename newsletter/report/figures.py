@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from newsletter.errors import InputError
 from newsletter.ids import parse_id
 from newsletter.report.rollup import SIGN_ON, refresh
-from newsletter.store import Store
+from newsletter.store import Store, sendstatus
 from newsletter.store.tables import links, occurrences, report_counts, report_sends, sends
 
 UNSUBSCRIBE_KINDS = ("unsubscribe", "group_unsubscribe")
@@ -210,9 +210,11 @@ def sends_by(store: Store, ids: list[int]) -> list[tuple[int, str, str, int]]:
         out = [(int(o), lang, status, int(n)) for o, lang, status, n in kept]
         known = {row[0] for row in out}
         live = conn.execute(
-            select(sends.c.occurrence_id, sends.c.language, sends.c.status, func.count())
-            .where(sends.c.occurrence_id.in_([i for i in ids if i not in known]))
-            .group_by(sends.c.occurrence_id, sends.c.language, sends.c.status)
+            sendstatus.counts(
+                sends.c.occurrence_id,
+                sends.c.language,
+                where=sends.c.occurrence_id.in_([i for i in ids if i not in known]),
+            )
         ).all()
     return out + [(int(o), lang, status, int(n)) for o, lang, status, n in live]
 

@@ -32,7 +32,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.sql.elements import ColumnElement
 
-from newsletter.store import Store, now_utc
+from newsletter.store import Store, now_utc, sendstatus
 from newsletter.store.tables import (
     events,
     occurrences,
@@ -190,10 +190,8 @@ def keep_finished_sends(store: Store) -> int:
             return 0
     with store.write() as conn:
         ids = _unkept(conn)
-        counts = (
-            select(sends.c.occurrence_id, sends.c.language, sends.c.status, func.count())
-            .where(sends.c.occurrence_id.in_(ids))
-            .group_by(sends.c.occurrence_id, sends.c.language, sends.c.status)
+        counts = sendstatus.counts(
+            sends.c.occurrence_id, sends.c.language, where=sends.c.occurrence_id.in_(ids)
         )
         columns = ["occurrence_id", "language", "status", "n"]
         # DO NOTHING: another instance may keep the same occurrence at the same moment.

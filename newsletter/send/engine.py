@@ -384,7 +384,7 @@ def drain_parallel(
     stop: Callable[[], bool] = lambda: False,
 ) -> Tally:
     """`drain` over several transports at once, a thread each (`smtp_connections`): each claims its
-    own batches, so no message goes twice; the rate limits are the process's, shared."""
+    own batches, so no message goes twice; the rate limits are the store's, shared by all of them."""
     if len(transports) == 1:
         return drain(
             site, transports[0], cache, worker=worker, occurrence_id=occurrence_id, progress=progress,

@@ -6,8 +6,10 @@
     suppressed: found unsubscribed, bounced, complained or forgotten when claimed
 
 A batch handed over whole (SendGrid, the outbox) is in flight as a batch: `send_batches.status`
-says so and its rows keep `claimed` until they are settled, so handing over costs one write, not one
-per row. SMTP hands messages over one by one and marks each row.
+says so and its rows keep `claimed`, so handing over costs one write, not one per row. When one
+message id answers the whole batch (a SendGrid request) it is settled the same way: the batch says
+`sent` and its rows still `claimed` are sent with it (readers see that through `store.sendstatus`).
+SMTP hands messages over one by one and marks each row.
 
 Workers claim a batch of one (occurrence, language) at a time. On PostgreSQL the claim is
 `SELECT ... FOR UPDATE SKIP LOCKED`, so several workers on several hosts never take the same rows; on
@@ -23,14 +25,15 @@ import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from operator import itemgetter
 from typing import Any, NamedTuple
 
-from sqlalchemy import Connection, and_, any_, bindparam, exists, func, literal, or_, select, update
+from sqlalchemy import Connection, and_, any_, bindparam, exists, func, literal_column, or_, select, update
 
 from newsletter.audience.segments import still_registered
 from newsletter.audience.subscribers import email_hash
 from newsletter.errors import InputError
-from newsletter.store import Store, now_utc
+from newsletter.store import Store, now_utc, sendstatus
 from newsletter.store.idlist import in_ids
 from newsletter.store.tables import (
     events,
@@ -39,8 +42,6 @@ from newsletter.store.tables import (
     send_batches,
     send_plans,
     sends,
-    subscribers,
-    subscriptions,
     suppressions,
 )
 
@@ -51,7 +52,6 @@ SUPPRESSION_MARGIN = timedelta(days=1)
 
 # How a transport's batches are recovered after a crash (the transports' `mode`).
 MODES = {"sendgrid": "batch", "smtp": "message", "outbox": "idempotent"}
-OPEN = ("pending", "claimed", "in_flight", "in_doubt")
 DECISIONS = ("sent", "resend", "failed")
 
 
@@ -99,8 +99,8 @@ def _owner_dead(worker: str) -> bool:
 # ---------------------------------------------------------------- claiming
 #
 # A claim is a handful of set operations whatever the batch size: find the next due row, insert the
-# batch, move up to `limit` rows to it in one UPDATE, read them back with their subscriber and an
-# EXISTS for the subscription, and check their addresses against the suppressions in one query.
+# batch, move up to `limit` rows to it in one UPDATE that returns them with their subscriber and an
+# EXISTS for the subscription, and check them against the suppressions made since the enqueue.
 
 
 def _sending(conn: Connection, occurrence_id: int | None) -> list[tuple[int, list[str]]]:
@@ -126,8 +126,8 @@ def _sending(conn: Connection, occurrence_id: int | None) -> list[tuple[int, lis
 
 
 def _due(occurrence_id: int, language: str, now: datetime, dialect: str) -> Any:
-    # Every column of ix_sends_claim (occurrence_id, status, language, id), then id order: one index
-    # range, and rows already sent are never walked past.
+    # Every column of ix_sends_claim (occurrence_id, status, language, batch_id, id), then id order:
+    # one index range, and rows already sent are never walked past. (A pending row has no batch.)
     if dialect == "postgresql":
         # Status as a range and ordered by (status, id), which only ix_sends_claim yields: on the
         # statistics of the enqueue (everything pending) PostgreSQL otherwise walks the primary key
@@ -139,8 +139,12 @@ def _due(occurrence_id: int, language: str, now: datetime, dialect: str) -> Any:
         sends.c.occurrence_id == occurrence_id,
         status,
         sends.c.language == language,
+        sends.c.batch_id.is_(None),
         or_(sends.c.not_before.is_(None), sends.c.not_before <= now),
     )
+
+
+DUE_ORDER = (sends.c.status, sends.c.batch_id, sends.c.id)  # ix_sends_claim's order, within _due
 
 
 def _next_due(conn: Connection, occurrence_id: int | None, now: datetime) -> tuple[int, str] | None:
@@ -151,7 +155,7 @@ def _next_due(conn: Connection, occurrence_id: int | None, now: datetime) -> tup
         probes = [
             select(sends.c.id)
             .where(_due(candidate, language, now, dialect))
-            .order_by(sends.c.status, sends.c.id)
+            .order_by(*DUE_ORDER)
             .limit(1)
             .scalar_subquery()
             .label(f"l{i}")
@@ -200,7 +204,7 @@ def claim_batch(
         picked = (
             select(sends.c.id)
             .where(_due(occurrence, language, now, conn.dialect.name))
-            .order_by(sends.c.status, sends.c.id)
+            .order_by(*DUE_ORDER)
             .limit(limit)
             .with_for_update(skip_locked=True)
         )
@@ -210,8 +214,7 @@ def claim_batch(
         else:
             # `= ANY(ARRAY(...))`, not `IN (...)`: IN becomes a semi-join that reads the whole table.
             chosen = sends.c.id == any_(func.array(picked.scalar_subquery()))
-        conn.execute(update(sends).where(chosen).values(status="claimed", batch_id=batch_id))
-        rows, suppressed = _unsuppressed(conn, occurrence, batch_id)
+        rows, suppressed = _claim_rows(conn, occurrence, batch_id, chosen)
         conn.execute(
             update(send_batches)
             .where(send_batches.c.id == batch_id)
@@ -222,11 +225,14 @@ def claim_batch(
         return Claim(batch_id, occurrence, language, transport, tuple(rows), suppressed)
 
 
-def _unsuppressed(conn: Connection, occurrence_id: int, batch_id: int) -> tuple[list[Row], int]:
-    """The batch's rows still allowed to be mailed; the others are marked `suppressed` with the reason.
+def _claim_rows(conn: Connection, occurrence_id: int, batch_id: int, chosen: Any) -> tuple[list[Row], int]:
+    """Claim the `chosen` rows for the batch; return those still allowed to be mailed, and how many
+    were not: those are marked `suppressed` with the reason.
 
     Rechecked at claim time because a send at a local hour may be claimed a day after it was queued,
-    and people unsubscribe, bounce or ask to be forgotten meanwhile.
+    and people unsubscribe, bounce or ask to be forgotten meanwhile. The UPDATE returns each row with
+    its subscriber's name and time zone and whether they are still subscribed: one statement, where
+    reading the batch back would walk its rows a second time.
     """
     plan = conn.execute(
         select(send_plans.c.lists, send_plans.c.registered_for, send_plans.c.created_at).where(
@@ -234,38 +240,37 @@ def _unsuppressed(conn: Connection, occurrence_id: int, batch_id: int) -> tuple[
         )
     ).first()
     plan_lists, plan_registered = (plan.lists, plan.registered_for) if plan else ([], [])
-    subscribed: Any
+    # The subqueries of RETURNING are SQL text: SQLAlchemy writes RETURNING's columns unqualified on
+    # SQLite, and inside a subquery `subscriber_id` would then name the subquery's own column.
+    subscribed = "TRUE"  # registrants, or those reminded of an event: no list to be on
     if plan_lists:
-        list_ids = list(
-            conn.scalars(
-                select(lists.c.id).where(lists.c.slug.in_(list(plan_lists)), lists.c.active.is_(True))
-            )
+        list_ids = conn.scalars(
+            select(lists.c.id).where(lists.c.slug.in_(list(plan_lists)), lists.c.active.is_(True))
         )
+        among = ",".join(str(int(i)) for i in list_ids)  # our own integer keys
         subscribed = (
-            exists()
-            .where(
-                subscriptions.c.subscriber_id == sends.c.subscriber_id,
-                subscriptions.c.status == "confirmed",
-                subscriptions.c.list_id.in_(list_ids),
+            "EXISTS (SELECT 1 FROM subscriptions l WHERE l.subscriber_id = sends.subscriber_id"
+            f" AND l.status = 'confirmed' AND l.list_id IN ({among}))"
+            if among
+            else "FALSE"
+        )
+    found = sorted(  # in id order, as enqueued; by a key, which compares plain ints
+        conn.execute(
+            update(sends)
+            .where(chosen)
+            .values(status="claimed", batch_id=batch_id)
+            .returning(
+                sends.c.id,
+                sends.c.email,
+                sends.c.language,
+                sends.c.subscriber_id,
+                literal_column("(SELECT p.name FROM subscribers p WHERE p.id = sends.subscriber_id)"),
+                literal_column("(SELECT p.timezone FROM subscribers p WHERE p.id = sends.subscriber_id)"),
+                literal_column(subscribed),
             )
-            .label("subscribed")
-        )
-    else:  # registrants, or those reminded of an event: no list to be on
-        subscribed = literal(True).label("subscribed")
-    found = conn.execute(
-        select(
-            sends.c.id,
-            sends.c.email,
-            sends.c.language,
-            sends.c.subscriber_id,
-            subscribers.c.name,
-            subscribers.c.timezone,
-            subscribed,
-        )
-        .outerjoin(subscribers, subscribers.c.id == sends.c.subscriber_id)
-        .where(of_batch(batch_id, ("claimed",)))
-        .order_by(sends.c.id)
-    ).all()
+        ).all(),
+        key=itemgetter(0),
+    )
     # Plain tuples from here: attribute access on SQLAlchemy rows costs more than the rest of the loop.
     # The enqueue left out every address suppressed before it; only those suppressed since can be in
     # the batch. Usually there are none, and no address needs hashing.
@@ -301,7 +306,7 @@ def _unsuppressed(conn: Connection, occurrence_id: int, batch_id: int) -> tuple[
 
 
 def of_batch(batch_id: Any, statuses: Iterable[str], *, batch: Any = None) -> Any:
-    """The rows of a batch in these states, through ix_sends_claim (occurrence, status, language).
+    """The rows of a batch in these states: one range of ix_sends_claim (occurrence, status, language, batch).
 
     A batch's rows are one (occurrence, language), so no index of their own is needed: every claim
     and settle would have to keep it up to date. `batch`: the send_batches row (or its columns, in a
@@ -369,13 +374,16 @@ def mark_sent(
 ) -> None:
     """Rows handed over (with the provider's ids) and rows refused; `final` closes the batch.
 
-    `whole`: `message_ids` and `failed` together answer every row of the batch, so the rows handed
-    over are "the batch's open rows but the failed ones", found through ix_sends_claim (of_batch). An id
-    list would be tested against each row in turn: PostgreSQL evaluates `id = ANY(array)` as a
-    filter, linearly, 1,000 x 1,000 comparisons and 60-150 ms per batch of 1,000.
+    `whole`: `message_ids` and `failed` together answer every row of the batch. With one message id
+    for all (a SendGrid request) and `final`, the batch is settled on its own row: its rows still
+    `claimed` are sent with it (store.sendstatus), and only the failed ones are written. Otherwise the
+    rows handed over are "the batch's open rows but the failed ones", one range of ix_sends_claim
+    (of_batch): an id list would be tested against each row in turn, and PostgreSQL evaluates
+    `id = ANY(array)` as a filter, 1,000 x 1,000 comparisons and 60-150 ms per batch of 1,000.
     """
     with store.write() as conn:
         distinct = set(message_ids.values())
+        settled_whole = whole and final and len(distinct) == 1
         if failed:
             conn.execute(
                 update(sends)
@@ -383,7 +391,9 @@ def mark_sent(
                 .values(status="failed", error=bindparam("why")),
                 [{"sid": send_id, "why": error} for send_id, error in failed.items()],
             )
-        if len(distinct) == 1:
+        if settled_whole:
+            provider_id = provider_id or distinct.pop() or None
+        elif len(distinct) == 1:
             conn.execute(
                 update(sends)
                 .where(_rows(conn, batch_id, None if whole else message_ids, ("claimed", "in_flight")))
@@ -488,13 +498,23 @@ def maybe_finish(conn: Connection, occurrence_id: int, now: datetime) -> None:
     plan = conn.execute(select(send_plans).where(send_plans.c.occurrence_id == occurrence_id)).first()
     if plan is None or plan.status != "ready":
         return
-    # Called after every batch: probe for one open row (an index seek) rather than count them all.
-    moving = conn.scalar(
-        select(sends.c.id)
-        .where(sends.c.occurrence_id == occurrence_id, sends.c.status.in_(OPEN[:3]))
+    # Called after every batch: probe for one pending row (an index seek) and one batch still open,
+    # rather than count rows. (Rows of a batch settled whole keep `claimed`: a batch that is over
+    # has none in flight.)
+    pending = conn.scalar(
+        select(sends.c.id).where(sends.c.occurrence_id == occurrence_id, sends.c.status == "pending").limit(1)
+    )
+    if pending is not None:
+        return
+    handing = conn.scalar(
+        select(send_batches.c.id)
+        .where(
+            send_batches.c.status.in_(("claimed", "in_flight")),
+            send_batches.c.occurrence_id == occurrence_id,
+        )
         .limit(1)
     )
-    if moving is not None:
+    if handing is not None:
         return
     doubted = int(
         conn.scalar(
@@ -713,9 +733,7 @@ def progress(store: Store) -> list[dict[str, Any]]:
             select(occurrences).where(occurrences.c.status == "sending").order_by(occurrences.c.due_at)
         ).all()
         counts = conn.execute(
-            select(sends.c.occurrence_id, sends.c.status, func.count())
-            .where(sends.c.occurrence_id.in_([r.id for r in rows]))
-            .group_by(sends.c.occurrence_id, sends.c.status)
+            sendstatus.counts(sends.c.occurrence_id, where=sends.c.occurrence_id.in_([r.id for r in rows]))
         ).all()
     out = []
     for row in rows:
@@ -739,9 +757,5 @@ def progress(store: Store) -> list[dict[str, Any]]:
 def counts(store: Store, occurrence_id: int) -> dict[str, int]:
     """Ledger rows of an occurrence per status."""
     with store.read() as conn:
-        found = conn.execute(
-            select(sends.c.status, func.count())
-            .where(sends.c.occurrence_id == occurrence_id)
-            .group_by(sends.c.status)
-        ).all()
+        found = conn.execute(sendstatus.counts(where=sends.c.occurrence_id == occurrence_id)).all()
     return {status: int(n) for status, n in found}

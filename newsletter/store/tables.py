@@ -352,18 +352,20 @@ sends = Table(
     Column("not_before", utc(), nullable=True),  # send at a local hour: not claimed before this
     Column("created_at", utc(), nullable=False),
     Column("sent_at", utc(), nullable=True),
-    UniqueConstraint("occurrence_id", "subscriber_id"),
+    # One row per person and occurrence (the enqueue's ON CONFLICT), subscriber first: it is also how
+    # a person's sends are found (behavioural segments, forgetting, their data), with no index of
+    # subscriber_id alone. On PostgreSQL every claim writes a new version of each row into every index
+    # of `sends`, so each index fewer is a write fewer per message (22 vs 33 us per row measured).
+    UniqueConstraint("subscriber_id", "occurrence_id"),
 )
-# Claims read the pending rows of one (occurrence, language) in id order: one index range, whatever the
-# statistics say (on stale ones PostgreSQL otherwise walks the primary key past every row already sent).
-# It also gives the per-language counts of an occurrence still sending from the index alone
-# (report.figures.sends_by): a second index for those would be one more to update on every claim.
-Index("ix_sends_claim", sends.c.occurrence_id, sends.c.status, sends.c.language, sends.c.id)
-# A person's sends: behavioural segments reach their opens and clicks through it (audience.segments),
-# and forgetting someone sets their rows' subscriber_id to NULL without a scan.
-Index("ix_sends_subscriber", sends.c.subscriber_id)
-# No index on batch_id: a batch's rows are one (occurrence, language), found through ix_sends_claim
-# (send.ledger.of_batch), and every claim would otherwise update a third index.
+# Claims read the pending rows (batch_id NULL) of one (occurrence, language) in id order: one index
+# range, whatever the statistics say (on stale ones PostgreSQL otherwise walks the primary key past
+# every row already sent). A batch's rows are one range of it too, (occurrence, status, language,
+# batch): the rows of a batch settled whole keep `claimed` (store.sendstatus), and a batch must not
+# walk past every earlier one's.
+Index("ix_sends_claim", sends.c.occurrence_id, sends.c.status, sends.c.language, sends.c.batch_id, sends.c.id)
+# No index of batch_id alone: a batch's rows are one (occurrence, language), found through
+# ix_sends_claim (send.ledger.of_batch), and every claim would otherwise update a third index.
 
 # Rate limits shared by every worker of the store (send/quota.py). Times are epoch seconds (Float):
 # workers compare them with their own clocks, so hosts sharing a store keep time with NTP.

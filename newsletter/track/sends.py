@@ -12,6 +12,8 @@ from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
 
+from newsletter.store.sendstatus import SENT_AT_SQL
+
 
 class Send(NamedTuple):
     """What a tracking event needs of its ledger row (a plain tuple: read for every hit)."""
@@ -43,7 +45,7 @@ def ledger_rows(conn: Any, send_ids: Collection[int], *, sent_at: bool = False) 
         return {}
     dialect = conn.dialect.name
     ids = [int(s) for s in send_ids]
-    sql = f"SELECT {_COLUMNS}{', s.sent_at' if sent_at else ''} {_FROM[dialect]}"
+    sql = f"SELECT {_COLUMNS}{', ' + SENT_AT_SQL if sent_at else ''} {_FROM[dialect]}"
     # As text: "{1,2}" is an array literal to PostgreSQL, "[1,2]" a JSON array to SQLite.
     among = ("[{}]" if dialect == "sqlite" else "{{{}}}").format(",".join(map(str, ids)))
     rows = conn.exec_driver_sql(sql, (among,)).fetchall()

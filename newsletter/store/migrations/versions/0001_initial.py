@@ -377,11 +377,10 @@ def upgrade() -> None:
     sa.ForeignKeyConstraint(['occurrence_id'], ['occurrences.id'], name=op.f('fk_sends_occurrence_id_occurrences'), ondelete='CASCADE'),
     sa.ForeignKeyConstraint(['subscriber_id'], ['subscribers.id'], name=op.f('fk_sends_subscriber_id_subscribers'), ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_sends')),
-    sa.UniqueConstraint('occurrence_id', 'subscriber_id', name=op.f('uq_sends_occurrence_id'))
+    sa.UniqueConstraint('subscriber_id', 'occurrence_id', name=op.f('uq_sends_subscriber_id'))
     )
     with op.batch_alter_table('sends', schema=None) as batch_op:
-        batch_op.create_index('ix_sends_claim', ['occurrence_id', 'status', 'language', 'id'], unique=False)
-        batch_op.create_index('ix_sends_subscriber', ['subscriber_id'], unique=False)
+        batch_op.create_index('ix_sends_claim', ['occurrence_id', 'status', 'language', 'batch_id', 'id'], unique=False)
 
     op.create_table('subscriptions',
     sa.Column('subscriber_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False),
@@ -420,7 +419,6 @@ def downgrade() -> None:
 
     op.drop_table('subscriptions')
     with op.batch_alter_table('sends', schema=None) as batch_op:
-        batch_op.drop_index('ix_sends_subscriber')
         batch_op.drop_index('ix_sends_claim')
 
     op.drop_table('sends')

@@ -1,0 +1,69 @@
+"""A ledger row's status as its readers see it.
+
+A batch handed over whole (one SendGrid request, every row answered by one message id) is settled
+on its batch row alone: `send_batches.status` becomes `sent` and its rows keep `claimed`. Writing
+each row again would cost the drain one index move per message, as much as the claim itself. So a
+row is sent when it says so, or when it is `claimed` by a batch that says so; its time is the
+batch's. Every reader of `sends.status` or `sends.sent_at` goes through here; the writers are in
+`send.ledger`.
+
+Nothing else is claimed by a batch that is over: a batch closed any other way moves its rows
+(failed, in doubt, back to pending), and rows handed over one by one (SMTP) are marked each.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, case, exists, func, literal, or_, select
+
+from newsletter.store.tables import send_batches, sends
+
+SETTLED_WHOLE = "claimed"  # the row status a batch settled whole leaves on its rows
+
+
+def _settled(row: Any = sends) -> Any:
+    b = send_batches.c
+    return exists().where(b.id == row.c.batch_id, b.status == "sent")
+
+
+def status(row: Any = sends) -> Any:
+    """The row's status: its own, or `sent` for a row of a batch settled whole."""
+    return case(
+        (and_(row.c.status == SETTLED_WHOLE, _settled(row)), literal("sent")),
+        else_=row.c.status,
+    )
+
+
+def is_sent(row: Any = sends) -> Any:
+    """A condition: the row was handed over and accepted."""
+    return or_(row.c.status == "sent", and_(row.c.status == SETTLED_WHOLE, _settled(row)))
+
+
+def sent_at(row: Any = sends) -> Any:
+    """When the row was handed over: its own time, or its batch's when settled whole."""
+    b = send_batches.c
+    batch_time = (
+        select(b.updated_at)
+        .where(b.id == row.c.batch_id, b.status == "sent", row.c.status == SETTLED_WHOLE)
+        .scalar_subquery()
+    )
+    return func.coalesce(row.c.sent_at, batch_time)
+
+
+def counts(*keys: Any, where: Any) -> Any:
+    """SELECT keys..., status, count(*) of the rows matching `where`, grouped by keys and status.
+
+    Grouped in an outer query: the CASE would otherwise appear twice, and PostgreSQL only groups by
+    an expression it can see is the same one.
+    """
+    inner = select(*keys, status().label("status")).where(where).subquery()
+    cols = [inner.c[k.key] for k in keys]
+    return select(*cols, inner.c.status, func.count()).group_by(*cols, inner.c.status)
+
+
+# For raw SQL readers (track.sends): the same as `sent_at()`, of the ledger row aliased `s`.
+SENT_AT_SQL = (
+    "COALESCE(s.sent_at, (SELECT b.updated_at FROM send_batches b"
+    f" WHERE b.id = s.batch_id AND b.status = 'sent' AND s.status = '{SETTLED_WHOLE}'))"
+)
