@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, case, exists, func, literal, or_, select
+from sqlalchemy import Integer, and_, case, cast, exists, func, literal, or_, select
 
 from newsletter.store.tables import send_batches, sends
 
@@ -52,14 +52,32 @@ def sent_at(row: Any = sends) -> Any:
 
 
 def counts(*keys: Any, where: Any) -> Any:
-    """SELECT keys..., status, count(*) of the rows matching `where`, grouped by keys and status.
+    """SELECT keys..., status, count of the rows matching `where`, grouped by keys and status.
 
-    Grouped in an outer query: the CASE would otherwise appear twice, and PostgreSQL only groups by
-    an expression it can see is the same one.
+    The rows are counted per (keys, status, batch) first, from ix_sends_claim alone when the keys are
+    among its columns; only then is each group's batch looked up, a few hundred lookups for an
+    occurrence of 100,000 instead of one per row. (In outer queries: PostgreSQL only groups by an
+    expression it can see is the same one.)
     """
-    inner = select(*keys, status().label("status")).where(where).subquery()
-    cols = [inner.c[k.key] for k in keys]
-    return select(*cols, inner.c.status, func.count()).group_by(*cols, inner.c.status)
+    # Language too, whatever the keys: the groups then follow the index's order, and need no sort.
+    extra = [] if any(k.key == "language" for k in keys) else [sends.c.language]
+    grouped = (
+        select(*keys, *extra, sends.c.status, sends.c.batch_id, func.count().label("n"))
+        .where(where)
+        .group_by(*keys, sends.c.status, *extra, sends.c.batch_id)
+        .subquery()
+    )
+    b = send_batches.c
+    settled = exists().where(b.id == grouped.c.batch_id, b.status == "sent")
+    named = select(
+        *[grouped.c[k.key] for k in keys],
+        case(
+            (and_(grouped.c.status == SETTLED_WHOLE, settled), literal("sent")), else_=grouped.c.status
+        ).label("status"),
+        grouped.c.n,
+    ).subquery()
+    cols = [named.c[k.key] for k in keys]
+    return select(*cols, named.c.status, cast(func.sum(named.c.n), Integer)).group_by(*cols, named.c.status)
 
 
 # For raw SQL readers (track.sends): the same as `sent_at()`, of the ledger row aliased `s`.
