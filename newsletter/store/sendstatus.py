@@ -23,6 +23,7 @@ SETTLED_WHOLE = "claimed"  # the row status a batch settled whole leaves on its 
 
 
 def _settled(row: Any = sends) -> Any:
+    """EXISTS its batch, settled. `row`: `sends`, or any selectable with its status and batch_id."""
     b = send_batches.c
     return exists().where(b.id == row.c.batch_id, b.status == "sent")
 
@@ -59,23 +60,12 @@ def counts(*keys: Any, where: Any) -> Any:
     occurrence of 100,000 instead of one per row. (In outer queries: PostgreSQL only groups by an
     expression it can see is the same one.)
     """
-    # Language too, whatever the keys: the groups then follow the index's order, and need no sort.
-    extra = [] if any(k.key == "language" for k in keys) else [sends.c.language]
-    grouped = (
-        select(*keys, *extra, sends.c.status, sends.c.batch_id, func.count().label("n"))
-        .where(where)
-        .group_by(*keys, sends.c.status, *extra, sends.c.batch_id)
-        .subquery()
-    )
-    b = send_batches.c
-    settled = exists().where(b.id == grouped.c.batch_id, b.status == "sent")
-    named = select(
-        *[grouped.c[k.key] for k in keys],
-        case(
-            (and_(grouped.c.status == SETTLED_WHOLE, settled), literal("sent")), else_=grouped.c.status
-        ).label("status"),
-        grouped.c.n,
-    ).subquery()
+    # Grouped in the index's column order, language too whatever the keys, so the groups need no sort.
+    order = ["occurrence_id", "status", "language", "batch_id"]
+    by = {c.key: c for c in (*keys, sends.c.status, sends.c.language, sends.c.batch_id)}
+    group = sorted(by.values(), key=lambda c: order.index(c.key) if c.key in order else len(order))
+    grouped = select(*group, func.count().label("n")).where(where).group_by(*group).subquery()
+    named = select(*[grouped.c[k.key] for k in keys], status(grouped).label("status"), grouped.c.n).subquery()
     cols = [named.c[k.key] for k in keys]
     return select(*cols, named.c.status, cast(func.sum(named.c.n), Integer)).group_by(*cols, named.c.status)
 
