@@ -335,7 +335,7 @@ def ledger_run(
     The drain goes in `chunks` parts, each just after `baseline(n / chunks)` (the transport alone
     handing as many messages over): on a shared machine whose speed drifts by the minute, the two
     then see the same machine. On PostgreSQL each stop releases the batch claimed ahead, which the
-    next part claims again: one claim in 25 more than a drain in one go, counted against the ledger.
+    next part claims again: one claim more per part than a drain in one go, counted against the ledger.
     """
     import sqlalchemy as sa
 
